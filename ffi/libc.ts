@@ -57,6 +57,8 @@ const SYMBOLS = {
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
   // int eventfd(unsigned int initval, int flags);
   eventfd: { parameters: ["u32", "i32"], result: "i32" },
+  // int setns(int fd, int nstype);  (moves the calling thread only)
+  setns: { parameters: ["i32", "i32"], result: "i32" },
   // char *strerror(int errnum);
   strerror: { parameters: ["i32"], result: "pointer" },
   // int *__errno_location(void);
