@@ -1,1 +1,14 @@
-export {};
+/**
+ * Packet codecs of Kagemusha: Ethernet, IPv6, extension headers (HAO, RH2), Mobility Header,
+ * ICMPv6 + Neighbor Discovery, checksums, whole-packet builders.
+ *
+ * @module
+ */
+
+export * from "./result.ts";
+export * from "./addr.ts";
+export * from "./checksum.ts";
+export * from "./ethernet.ts";
+export * from "./ipv6.ts";
+export * from "./mobility.ts";
+export * from "./icmpv6.ts";
