@@ -12,3 +12,4 @@ export * from "./ethernet.ts";
 export * from "./ipv6.ts";
 export * from "./mobility.ts";
 export * from "./icmpv6.ts";
+export * from "./ext_headers.ts";
