@@ -43,6 +43,7 @@
  * @module
  */
 
+import { formatIPv6, formatMac, parseIPv6, parseMac } from "../src/wire/addr.ts";
 import { check, cstring, Errno, errno, ErrnoError, libc } from "./libc.ts";
 
 // ---------------------------------------------------------------------------
@@ -203,74 +204,6 @@ export function messageTypeName(type: number): string {
   if (type === NLMSG.ERROR) return "NLMSG_ERROR";
   if (type === NLMSG.DONE) return "NLMSG_DONE";
   return RTM_NAMES[type] ?? `nlmsg type ${type}`;
-}
-
-// ---------------------------------------------------------------------------
-// Address text (IPv6, MAC). TODO: import parseIPv6/formatIPv6 from
-// src/wire/addr.ts once it exists; this private pair keeps ffi/ standalone.
-// ---------------------------------------------------------------------------
-
-function parseIPv6(text: string): Uint8Array<ArrayBuffer> {
-  const bad = () => new TypeError(`invalid IPv6 address "${text}"`);
-  let s = text;
-  const out = new Uint8Array(16);
-  let v4: number[] | undefined;
-  if (s.includes(".")) {
-    const cut = s.lastIndexOf(":");
-    if (cut < 0) throw bad();
-    const parts = s.slice(cut + 1).split(".");
-    if (parts.length !== 4 || !parts.every((p) => /^(0|[1-9]\d{0,2})$/.test(p) && +p < 256)) {
-      throw bad();
-    }
-    v4 = parts.map(Number);
-    s = s.slice(0, cut + 1) + "0:0";
-  }
-  const halves = s.split("::");
-  if (halves.length > 2) throw bad();
-  const groups = (h: string) => (h === "" ? [] : h.split(":"));
-  const head = groups(halves[0]);
-  const tail = halves.length === 2 ? groups(halves[1]) : [];
-  const n = head.length + tail.length;
-  if (halves.length === 2 ? n > 7 : n !== 8) throw bad();
-  const all = [...head, ...new Array<string>(8 - n).fill("0"), ...tail];
-  all.forEach((g, i) => {
-    if (!/^[0-9a-fA-F]{1,4}$/.test(g)) throw bad();
-    const v = parseInt(g, 16);
-    out[2 * i] = v >> 8;
-    out[2 * i + 1] = v & 0xff;
-  });
-  if (v4) out.set(v4, 12);
-  return out;
-}
-
-function formatIPv6(b: Uint8Array): string {
-  const g = Array.from({ length: 8 }, (_, i) => (b[2 * i] << 8) | b[2 * i + 1]);
-  // RFC 5952 §4.2: compress the longest run (≥ 2) of zero groups, the first on a tie.
-  let best = -1, bestLen = 1;
-  for (let i = 0; i < 8;) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) [best, bestLen] = [i, j - i];
-    i = j;
-  }
-  const hex = (a: number[]) => a.map((x) => x.toString(16)).join(":");
-  if (best < 0) return hex(g);
-  return `${hex(g.slice(0, best))}::${hex(g.slice(best + bestLen))}`;
-}
-
-function parseMac(text: string): Uint8Array<ArrayBuffer> {
-  if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(text)) {
-    throw new TypeError(`invalid MAC address "${text}"`);
-  }
-  return new Uint8Array(text.split(":").map((h) => parseInt(h, 16)));
-}
-
-function formatMac(b: Uint8Array): string {
-  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(":");
 }
 
 function checkPrefix(len: number): void {
