@@ -1,0 +1,147 @@
+import assert from "node:assert/strict";
+import { ConfigError, fieldName, loadHaConfig, loadMnConfig } from "./load.ts";
+import { defaultRouterMac } from "./schema.ts";
+
+const HA = {
+  interface: "eth0",
+  address: "2001:DB8:2000:0::1",
+  homePrefix: "2001:db8:2000::1/64",
+};
+
+function problems(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (e) {
+    assert.ok(e instanceof ConfigError, `expected ConfigError, got ${e}`);
+    return e.problems;
+  }
+  assert.fail("expected a ConfigError");
+}
+
+Deno.test("ha config: flags normalised, defaults applied", () => {
+  const c = loadHaConfig(HA);
+  assert.equal(c.address, "2001:db8:2000::1");
+  assert.deepEqual(c.homePrefix, { prefix: "2001:db8:2000::", length: 64 });
+  assert.equal(c.maxLifetime, 3600);
+  assert.equal(c.dad, "strict");
+  assert.deepEqual(c.allow, []);
+  assert.equal(c.control, "/run/kagemusha/ha.sock");
+  assert.equal(c.stateDir, "/var/lib/kagemusha/ha");
+});
+
+Deno.test("ha config: each bad field is named", () => {
+  const outside = problems(() => loadHaConfig({ ...HA, address: "2001:db8:9::1" }));
+  assert.ok(
+    outside.some((s) => s.startsWith("--address: ") && s.includes("not inside home prefix")),
+    outside.join(),
+  );
+  const p = problems(() =>
+    loadHaConfig({
+      ...HA,
+      maxLifetime: "999999",
+      allow: ["2001:db8:2000::10", "nope"],
+      dad: "sometimes",
+    })
+  );
+  assert.ok(p.some((s) => s.startsWith("--max-lifetime: ")), p.join());
+  assert.ok(p.some((s) => s.startsWith("allow[1]: ") && s.includes('"nope"')), p.join());
+  assert.ok(p.some((s) => s.startsWith("--dad: ")), p.join());
+});
+
+Deno.test("ha config: missing required flags and unknown file keys are errors", async () => {
+  const p = problems(() => loadHaConfig({}));
+  for (const f of ["--interface", "--address", "--home-prefix"]) {
+    assert.ok(p.some((s) => s.startsWith(f + ":")), `${f} not named in ${p}`);
+  }
+  const dir = await Deno.makeTempDir();
+  try {
+    const file = `${dir}/ha.json`;
+    await Deno.writeTextFile(file, JSON.stringify({ ...HA, maxLifeTime: 5 }));
+    const q = problems(() => loadHaConfig({ config: file }));
+    assert.ok(q.some((s) => s.includes('"maxLifeTime"')), q.join());
+    await Deno.writeTextFile(file, "{ not json");
+    assert.match(problems(() => loadHaConfig({ config: file }))[0], /--config: .* not valid JSON/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("ha config: flags override the file", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const file = `${dir}/ha.json`;
+    await Deno.writeTextFile(file, JSON.stringify({ ...HA, maxLifetime: 100, dad: "optimistic" }));
+    const c = loadHaConfig({ config: file, maxLifetime: "200", dad: undefined });
+    assert.equal(c.maxLifetime, 200);
+    assert.equal(c.dad, "optimistic");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+const MN = {
+  interface: "eth0",
+  homeAgent: "2001:db8:2000::1",
+  homeAddress: "2001:db8:2000::10/64",
+  vmMac: "52:54:00:00:00:10",
+  tap: "kgm0",
+};
+
+Deno.test("mn config: one VM from flags, router MAC derived and distinct", () => {
+  const c = loadMnConfig(MN);
+  assert.equal(c.vms.length, 1);
+  const vm = c.vms[0];
+  assert.equal(vm.homeAddress, "2001:db8:2000::10");
+  assert.equal(vm.prefixLength, 64);
+  assert.equal(vm.routerLl, "fe80::1");
+  assert.equal(vm.routerMac, defaultRouterMac("52:54:00:00:00:10"));
+  assert.notEqual(vm.routerMac, vm.vmMac);
+  assert.equal(parseInt(vm.routerMac.slice(0, 2), 16) & 3, 2, "locally administered unicast");
+  assert.equal(c.lifetime, 600);
+  assert.equal(c.deregisterOnExit, false);
+});
+
+Deno.test("mn config: VM list from file, duplicates and partial VMs rejected", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const file = `${dir}/mn.json`;
+    const vms = [
+      { homeAddress: "2001:db8:2000::10/64", vmMac: "52:54:00:00:00:10", tap: "kgm0" },
+      { homeAddress: "2001:db8:2000::11/64", vmMac: "52:54:00:00:00:11", tap: "kgm1", name: "b" },
+    ];
+    const { homeAddress: _h, vmMac: _m, tap: _t, ...rest } = MN;
+    await Deno.writeTextFile(file, JSON.stringify({ ...rest, vms }));
+    const c = loadMnConfig({ config: file });
+    assert.equal(c.vms.length, 2);
+    assert.deepEqual(c.vms.map((v) => v.name), ["kgm0", "b"]);
+
+    await Deno.writeTextFile(file, JSON.stringify({ ...MN, vms }));
+    const p = problems(() => loadMnConfig({ config: file }));
+    assert.ok(p.some((s) => s.includes("tap: kgm0 is used by two VMs")), p.join());
+    const q = problems(() => loadMnConfig({ ...MN, tap: undefined }));
+    assert.ok(q.some((s) => s.startsWith("--tap: required")), q.join());
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("mn config: bad values are named", () => {
+  const p = problems(() =>
+    loadMnConfig({
+      ...MN,
+      homeAgent: "fe80::1",
+      vmMac: "01:00:5e:00:00:01",
+      routerLl: "2001:db8::1",
+      homeAddress: "2001:db8:2000::10",
+      tap: "this-name-is-too-long",
+    })
+  );
+  for (const f of ["--home-agent", "--vm-mac", "--router-ll", "--home-address", "--tap"]) {
+    assert.ok(p.some((s) => s.startsWith(f + ":")), `${f} not named in ${p.join(" | ")}`);
+  }
+});
+
+Deno.test("fieldName renders flags and nested paths", () => {
+  assert.equal(fieldName(["homeAgent"]), "--home-agent");
+  assert.equal(fieldName(["vms", 2, "tap"]), "vms[2].tap");
+});

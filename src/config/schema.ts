@@ -1,0 +1,191 @@
+/**
+ * Configuration of both daemons, validated with zod. The same keys come from
+ * a JSON file (`--config`) and from command-line flags (flags win). Every
+ * error names the field that is wrong.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { formatIPv6, formatMac, inPrefix, parseMac, tryParseIPv6 } from "../wire/addr.ts";
+import { LOG_LEVELS } from "../log.ts";
+
+/** IPv6 address text, normalised to RFC 5952 form. */
+export const ipv6 = z.string().transform((s, ctx) => {
+  const b = tryParseIPv6(s.trim());
+  if (!b) {
+    ctx.addIssue({ code: "custom", message: `not an IPv6 address: ${JSON.stringify(s)}` });
+    return z.NEVER;
+  }
+  return formatIPv6(b);
+});
+
+/** A global unicast IPv6 address (not ::, not multicast, not link-local, not loopback). */
+export const globalIpv6 = ipv6.refine(
+  (a) => a !== "::" && a !== "::1" && !inPrefix(a, "ff00::", 8) && !inPrefix(a, "fe80::", 10),
+  { message: "must be a global unicast IPv6 address" },
+);
+
+/** A link-local address (fe80::/10). */
+export const linkLocalIpv6 = ipv6.refine((a) => inPrefix(a, "fe80::", 10), {
+  message: "must be a link-local address (fe80::/10)",
+});
+
+function splitPrefix(s: string, ctx: z.RefinementCtx): { address: string; length: number } {
+  const m = /^([^/]+)\/(\d{1,3})$/.exec(s.trim());
+  const b = m ? tryParseIPv6(m[1]) : null;
+  const length = m ? Number(m[2]) : NaN;
+  if (!m || !b || length > 128) {
+    ctx.addIssue({ code: "custom", message: `expected ADDRESS/LENGTH, got ${JSON.stringify(s)}` });
+    return z.NEVER;
+  }
+  return { address: formatIPv6(b), length };
+}
+
+/** `PREFIX/LEN` with the host bits cleared, e.g. `2001:db8:2000::/64`. */
+export const prefix = z.string().transform((s, ctx) => {
+  const p = splitPrefix(s, ctx);
+  if (p === z.NEVER) return z.NEVER;
+  const b = tryParseIPv6(p.address)!;
+  for (let bit = p.length; bit < 128; bit++) b[bit >> 3] &= ~(0x80 >> (bit & 7));
+  return { prefix: formatIPv6(b), length: p.length };
+});
+
+/** `ADDRESS/LEN`, e.g. a home address with its home prefix length. */
+export const addressWithLength = z.string().transform(splitPrefix);
+
+/** A unicast Ethernet MAC, normalised to lowercase. */
+export const mac = z.string().transform((s, ctx) => {
+  let b: Uint8Array;
+  try {
+    b = parseMac(s.trim());
+  } catch {
+    ctx.addIssue({ code: "custom", message: `not a MAC address: ${JSON.stringify(s)}` });
+    return z.NEVER;
+  }
+  if (b[0] & 1) {
+    ctx.addIssue({ code: "custom", message: `must be a unicast MAC: ${s}` });
+    return z.NEVER;
+  }
+  return formatMac(b);
+});
+
+/** A Linux interface name (IFNAMSIZ 16 incl. NUL, no '/', no whitespace). */
+export const ifname = z.string().regex(/^[^\s/:]{1,15}$/, {
+  message: "must be an interface name of 1-15 characters without '/', ':' or spaces",
+});
+
+const logLevel = z.enum(LOG_LEVELS);
+const seconds = (min: number, max: number) =>
+  z.coerce.number().int().min(min, { message: `must be at least ${min} s` }).max(max, {
+    message: `must be at most ${max} s (RFC 6275 lifetime is 16 bits of 4 s units)`,
+  });
+/** Largest lifetime a BU/BA can carry: 65535 units of 4 s. */
+export const MAX_LIFETIME_S = 65535 * 4;
+
+/** File/flag shape of the home agent's configuration. */
+export const HaConfigInput = z.strictObject({
+  interface: ifname,
+  address: globalIpv6,
+  homePrefix: prefix,
+  allow: z.array(globalIpv6).default([]),
+  maxLifetime: seconds(4, MAX_LIFETIME_S).default(3600),
+  dad: z.enum(["strict", "optimistic"]).default("strict"),
+  control: z.string().min(1).default("/run/kagemusha/ha.sock"),
+  stateDir: z.string().min(1).default("/var/lib/kagemusha/ha"),
+  logLevel: logLevel.default("info"),
+  tunnelDevice: ifname.default("kgm-ha0"),
+}).superRefine((c, ctx) => {
+  if (!inPrefix(c.address, c.homePrefix.prefix, c.homePrefix.length)) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["address"],
+      message: `home agent address ${c.address} is not inside home prefix ` +
+        `${c.homePrefix.prefix}/${c.homePrefix.length}`,
+    });
+  }
+  c.allow.forEach((a, i) => {
+    if (!inPrefix(a, c.homePrefix.prefix, c.homePrefix.length)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["allow", i],
+        message: `${a} is not inside home prefix ${c.homePrefix.prefix}/${c.homePrefix.length}`,
+      });
+    }
+  });
+});
+
+/** Validated home agent configuration. */
+export type HaConfig = z.output<typeof HaConfigInput>;
+
+/**
+ * The router MAC a VM sees on its pseudo home network when none is given:
+ * the VM's MAC with the locally-administered bit set and the second octet
+ * inverted, so it never equals the VM's MAC nor (being fixed per VM) changes
+ * across hosts.
+ */
+export function defaultRouterMac(vmMac: string): string {
+  const b = parseMac(vmMac);
+  b[0] = (b[0] | 0x02) & 0xfe;
+  b[1] ^= 0xff;
+  return formatMac(b);
+}
+
+/** One VM served by a mobile-node daemon. */
+export const VmConfigInput = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional(),
+  homeAddress: addressWithLength,
+  vmMac: mac,
+  tap: ifname,
+  bridge: ifname.optional(),
+  routerLl: linkLocalIpv6.default("fe80::1"),
+  routerMac: mac.optional(),
+});
+
+/** File/flag shape of the mobile node's configuration (flags describe one VM). */
+export const MnConfigInput = z.strictObject({
+  interface: ifname,
+  careOf: globalIpv6.optional(),
+  homeAgent: globalIpv6,
+  lifetime: seconds(4, MAX_LIFETIME_S).default(600),
+  control: z.string().min(1).default("/run/kagemusha/mn.sock"),
+  stateDir: z.string().min(1).default("/var/lib/kagemusha/mn"),
+  logLevel: logLevel.default("info"),
+  deregisterOnExit: z.boolean().default(false),
+  standby: z.boolean().default(false),
+  // one VM given at top level (the flags' shape) …
+  homeAddress: addressWithLength.optional(),
+  vmMac: mac.optional(),
+  tap: ifname.optional(),
+  bridge: ifname.optional(),
+  routerLl: linkLocalIpv6.optional(),
+  routerMac: mac.optional(),
+  // … and/or a list (config file)
+  vms: z.array(VmConfigInput).default([]),
+});
+
+/** A validated VM entry. */
+export interface VmConfig {
+  name: string;
+  homeAddress: string;
+  prefixLength: number;
+  vmMac: string;
+  tap: string;
+  bridge?: string;
+  routerLl: string;
+  routerMac: string;
+}
+
+/** Validated mobile-node configuration. */
+export interface MnConfig {
+  interface: string;
+  careOf?: string;
+  homeAgent: string;
+  lifetime: number;
+  control: string;
+  stateDir: string;
+  logLevel: typeof LOG_LEVELS[number];
+  deregisterOnExit: boolean;
+  /** Start without registering; wait for the `handover` control command. */
+  standby: boolean;
+  vms: VmConfig[];
+}
