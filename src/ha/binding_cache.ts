@@ -1,0 +1,180 @@
+/**
+ * The home agent's Binding Cache (RFC 6275 §9.1, §10.1): one entry per home address,
+ * sequence-number arithmetic (§9.5.1) and the persisted form of the cache.
+ *
+ * Pure data: no clock, no I/O. Times are milliseconds on the caller's clock (the daemon uses
+ * the wall clock so a persisted expiry stays meaningful across a restart).
+ *
+ * @module
+ */
+
+import { canonicalIPv6, tryParseIPv6 } from "../wire/addr.ts";
+
+/** Lifetime unit of the BU/BA Lifetime field: 4 seconds (RFC 6275 §6.1.7, §6.1.8). */
+export const LIFETIME_UNIT_MS = 4000;
+
+/** Largest Lifetime field value (16 bits). */
+export const MAX_LIFETIME_UNITS = 0xffff;
+
+/**
+ * True when sequence number `a` is greater than `b` modulo 2^16 (RFC 6275 §9.5.1): `a` is
+ * *not* greater when it lies in the range of `b` and the preceding 32768 values, inclusive.
+ */
+export function seqGreater(a: number, b: number): boolean {
+  const d = (a - b) & 0xffff;
+  return d !== 0 && d < 0x8000;
+}
+
+/** State of a Binding Cache entry. */
+export type BindingState =
+  /** First registration waiting for Duplicate Address Detection (strict mode), no BA yet. */
+  | "dad"
+  /** Registered: routes, proxy ND and tunnel entry installed. */
+  | "registered";
+
+/** One Binding Cache entry (RFC 6275 §9.1), always a home registration here. */
+export interface Binding {
+  /** Home address (canonical text), the key. */
+  homeAddress: string;
+  /** Registered care-of address. */
+  careOf: string;
+  /** Source address the last accepted BU came from (where BAs go). */
+  replyTo: string;
+  /** HA address the BU was sent to (source of BAs). */
+  haAddress: string;
+  /** Sequence number of the last accepted BU. */
+  sequence: number;
+  /** Granted lifetime in 4-second units. */
+  lifetimeUnits: number;
+  /** When the binding expires (caller's clock, ms). */
+  expiresAt: number;
+  /** When the binding was first registered (caller's clock, ms). */
+  registeredAt: number;
+  /** Registration state. */
+  state: BindingState;
+  /** End of the Duplicate Address Detection window, while DAD runs (strict or optimistic). */
+  dadUntil?: number;
+}
+
+/** The persisted form of one live binding. */
+export interface PersistedBinding {
+  homeAddress: string;
+  careOf: string;
+  replyTo: string;
+  haAddress: string;
+  sequence: number;
+  lifetimeUnits: number;
+  expiresAt: number;
+  registeredAt: number;
+}
+
+/** The persisted form of the cache (`StateStore` document). */
+export interface PersistedCache {
+  version: 1;
+  bindings: PersistedBinding[];
+}
+
+/** The Binding Cache: home address → entry. */
+export class BindingCache {
+  #entries = new Map<string, Binding>();
+
+  /** The entry for `homeAddress` (canonical text), if any. */
+  get(homeAddress: string): Binding | undefined {
+    return this.#entries.get(homeAddress);
+  }
+
+  /** Adds or replaces the entry for `b.homeAddress`. */
+  set(b: Binding): void {
+    this.#entries.set(b.homeAddress, b);
+  }
+
+  /** Removes the entry for `homeAddress`; returns it if it existed. */
+  delete(homeAddress: string): Binding | undefined {
+    const b = this.#entries.get(homeAddress);
+    this.#entries.delete(homeAddress);
+    return b;
+  }
+
+  /** Number of entries (registered and waiting for DAD). */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** All entries, in insertion order. */
+  entries(): Binding[] {
+    return [...this.#entries.values()];
+  }
+
+  /** Earliest expiry or DAD deadline of any entry, or undefined when empty. */
+  nextDeadline(): number | undefined {
+    let next: number | undefined;
+    for (const b of this.#entries.values()) {
+      const d = b.dadUntil !== undefined ? Math.min(b.dadUntil, b.expiresAt) : b.expiresAt;
+      if (next === undefined || d < next) next = d;
+    }
+    return next;
+  }
+
+  /** Registered entries in their persisted form (entries still in strict DAD are not kept). */
+  toPersisted(): PersistedCache {
+    return {
+      version: 1,
+      bindings: this.entries().filter((b) => b.state === "registered").map((b) => ({
+        homeAddress: b.homeAddress,
+        careOf: b.careOf,
+        replyTo: b.replyTo,
+        haAddress: b.haAddress,
+        sequence: b.sequence,
+        lifetimeUnits: b.lifetimeUnits,
+        expiresAt: b.expiresAt,
+        registeredAt: b.registeredAt,
+      })),
+    };
+  }
+}
+
+function addr(v: unknown): string | null {
+  if (typeof v !== "string" || tryParseIPv6(v) === null) return null;
+  return canonicalIPv6(v);
+}
+
+function int(v: unknown, max: number): number | null {
+  return typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= max ? v : null;
+}
+
+/**
+ * Validates a persisted cache document read back from disk. Returns the bindings it holds and
+ * a description of every record that was rejected (a damaged file never crashes the daemon).
+ */
+export function parsePersistedCache(
+  doc: unknown,
+): { bindings: PersistedBinding[]; rejected: string[] } {
+  const rejected: string[] = [];
+  if (doc === undefined) return { bindings: [], rejected };
+  if (typeof doc !== "object" || doc === null || (doc as { version?: unknown }).version !== 1) {
+    return { bindings: [], rejected: ["document: not a version 1 binding cache"] };
+  }
+  const list = (doc as { bindings?: unknown }).bindings;
+  if (!Array.isArray(list)) return { bindings: [], rejected: ["bindings: not an array"] };
+  const bindings: PersistedBinding[] = [];
+  list.forEach((r: unknown, i) => {
+    const o = (typeof r === "object" && r !== null ? r : {}) as Record<string, unknown>;
+    const fields = {
+      homeAddress: addr(o.homeAddress),
+      careOf: addr(o.careOf),
+      replyTo: addr(o.replyTo),
+      haAddress: addr(o.haAddress),
+      sequence: int(o.sequence, 0xffff),
+      lifetimeUnits: int(o.lifetimeUnits, MAX_LIFETIME_UNITS),
+      expiresAt: int(o.expiresAt, Number.MAX_SAFE_INTEGER),
+      registeredAt: int(o.registeredAt, Number.MAX_SAFE_INTEGER),
+    };
+    const bad = Object.entries(fields).find(([, v]) => v === null);
+    if (bad) {
+      rejected.push(`bindings[${i}].${bad[0]}: invalid`);
+      return;
+    }
+    bindings.push(fields as PersistedBinding);
+  });
+  return { bindings, rejected };
+}

@@ -1,0 +1,600 @@
+/**
+ * The home agent's protocol core, sans I/O (RFC 6275 §9.5, §10.3, §10.4.1).
+ *
+ * `handle(event, now)` takes a received mobility message, a Duplicate Address Detection
+ * result, a timer tick or persisted state, and returns the actions the wiring must carry out
+ * (send a BA/BE, install/remove a binding's route + proxy ND + tunnel entry, send an
+ * unsolicited NA, run DAD, persist, log). `nextDeadline()` says when to call it again. Nothing
+ * here reads a clock or touches a socket: `now` is milliseconds on the caller's clock.
+ *
+ * @module
+ */
+
+import { canonicalIPv6, inPrefix, ipv6Bytes, isMulticast } from "../wire/addr.ts";
+import type { MobilityRepr } from "../wire/mobility.ts";
+import {
+  type Binding,
+  BindingCache,
+  LIFETIME_UNIT_MS,
+  type PersistedBinding,
+  seqGreater,
+} from "./binding_cache.ts";
+
+/** Binding Acknowledgement status codes the home agent sends (RFC 6275 §6.1.8). */
+export const HA_STATUS = {
+  ACCEPTED: 0,
+  UNSPECIFIED: 128,
+  ADMIN_PROHIBITED: 129,
+  HOME_REG_NOT_SUPPORTED: 131,
+  NOT_HOME_SUBNET: 132,
+  NOT_HOME_AGENT: 133,
+  DAD_FAILED: 134,
+  SEQ_OUT_OF_WINDOW: 135,
+  REG_TYPE_CHANGE: 139,
+} as const;
+
+/** Binding Error status codes (RFC 6275 §6.1.9). */
+export const HA_BE_STATUS = { UNKNOWN_HAO: 1, UNKNOWN_MH_TYPE: 2 } as const;
+
+/** Default DAD wait: RetransTimer (1 s, RFC 4861 §10) × DupAddrDetectTransmits (1). */
+export const DEFAULT_DAD_WAIT_MS = 1000;
+
+/** Configuration of the core (a subset of the daemon's HaConfig). */
+export interface HaCoreConfig {
+  /** The home agent's own address on the home link. */
+  haAddress: string;
+  /** The home subnet prefix (RFC 6275 §10.3.1, status 132 outside it). */
+  homePrefix: { prefix: string; length: number };
+  /** Home addresses allowed to register; empty = any address in the home prefix (129). */
+  allow: string[];
+  /** Largest lifetime granted, in seconds (rounded down to 4 s units, at least one unit). */
+  maxLifetime: number;
+  /** strict: BA after the DAD wait; optimistic: BA at once, DAD in parallel. */
+  dad: "strict" | "optimistic";
+  /** DAD wait in ms (default {@linkcode DEFAULT_DAD_WAIT_MS}). */
+  dadWaitMs?: number;
+  /** Addresses that may never be registered as home addresses (129), e.g. the HA's own. */
+  reserved?: string[];
+}
+
+/** Something that happened, handed to {@linkcode HomeAgentCore.handle}. */
+export type HaEvent =
+  /**
+   * A mobility message whose checksum was verified (RFC 6275 §9.5.1). `src`/`dst` are the
+   * IPv6 header's addresses, `homeAddress` the HAO's address, or `src` when there was no HAO.
+   */
+  | {
+    type: "mh";
+    src: string;
+    dst: string;
+    homeAddress: string;
+    hao: boolean;
+    message: MobilityRepr;
+  }
+  /** DAD saw another node claim `homeAddress` (an NA for it, or an NS from :: for it). */
+  | { type: "dadDuplicate"; homeAddress: string; evidence: string }
+  /** The deadline from {@linkcode HomeAgentCore.nextDeadline} passed. */
+  | { type: "timer" }
+  /** Bindings read back from the state directory at start. */
+  | { type: "restore"; bindings: PersistedBinding[] };
+
+/** Log severity of a {@linkcode HaAction} of type `log`. */
+export type HaLogLevel = "debug" | "info" | "warning" | "error";
+
+/** Something the wiring must do, returned by {@linkcode HomeAgentCore.handle}. */
+export type HaAction =
+  /**
+   * Send a Binding Acknowledgement from `from` to `to`; when `to` differs from `homeAddress`
+   * the packet carries a type 2 routing header with `homeAddress` (RFC 6275 §6.4, §9.5.4).
+   * `lifetime` is in 4-second units.
+   */
+  | {
+    type: "sendBa";
+    from: string;
+    to: string;
+    homeAddress: string;
+    status: number;
+    sequence: number;
+    lifetime: number;
+  }
+  /** Send a Binding Error (RFC 6275 §6.1.9, §9.3.3). */
+  | { type: "sendBe"; from: string; to: string; homeAddress: string; status: number }
+  /**
+   * Install (or update, when `previousCareOf` is set) a binding: /128 route into the tunnel
+   * device, proxy ND entry on the home link (RFC 6275 §10.4.1), tunnel table HoA → CoA.
+   */
+  | { type: "install"; homeAddress: string; careOf: string; previousCareOf?: string }
+  /** Remove everything `install` set up for `homeAddress`. */
+  | { type: "remove"; homeAddress: string; careOf: string; reason: string }
+  /** Multicast an unsolicited NA (O=1) for `homeAddress` to all-nodes (RFC 6275 §10.4.1). */
+  | { type: "unsolicitedNa"; homeAddress: string }
+  /** Start Duplicate Address Detection for `homeAddress` on the home link (RFC 4862 §5.4). */
+  | { type: "startDad"; homeAddress: string }
+  /** DAD for `homeAddress` is over (window elapsed, duplicate found or binding gone). */
+  | { type: "stopDad"; homeAddress: string }
+  /** The set of registered bindings changed: write the cache to the state directory. */
+  | { type: "persist" }
+  /**
+   * A state change or a rejection, with its reason. `rateKey` is set when the log line is
+   * triggered by remote input and must go through a rate limiter.
+   */
+  | {
+    type: "log";
+    level: HaLogLevel;
+    message: string;
+    fields: Record<string, unknown>;
+    rateKey?: string;
+  };
+
+/** A binding as reported by the control socket's `status`. */
+export interface BindingStatus {
+  homeAddress: string;
+  careOfAddress: string;
+  sequence: number;
+  /** Seconds left (0 while DAD runs in strict mode). */
+  lifetimeRemaining: number;
+  /** Granted lifetime in seconds. */
+  lifetimeGranted: number;
+  state: "dad" | "registered";
+  /** ISO time of the first registration. */
+  registeredAt: string;
+}
+
+function isUnicastRoutable(a: string): boolean {
+  const b = ipv6Bytes(a);
+  if (isMulticast(b)) return false;
+  if (b[0] === 0xfe && (b[1] & 0xc0) === 0x80) return false; // link-local fe80::/10
+  let zero = true;
+  for (let i = 0; i < 15; i++) if (b[i] !== 0) zero = false;
+  if (zero && (b[15] === 0 || b[15] === 1)) return false; // :: and ::1
+  return true;
+}
+
+/**
+ * The home agent state machine (RFC 6275 §9.5 and §10.3): Binding Cache, BU validation in
+ * RFC order, Duplicate Address Detection on first registration, expiry.
+ */
+export class HomeAgentCore {
+  readonly cache = new BindingCache();
+  readonly #cfg: Required<HaCoreConfig>;
+  readonly #maxUnits: number;
+  readonly #counters: Record<string, number> = {};
+  #restored = false;
+
+  constructor(config: HaCoreConfig) {
+    this.#cfg = {
+      dadWaitMs: DEFAULT_DAD_WAIT_MS,
+      reserved: [],
+      ...config,
+      haAddress: canonicalIPv6(config.haAddress),
+      allow: config.allow.map(canonicalIPv6),
+    };
+    this.#cfg.reserved = [...(config.reserved ?? []).map(canonicalIPv6), this.#cfg.haAddress];
+    this.#maxUnits = Math.max(1, Math.min(0xffff, Math.floor(config.maxLifetime / 4)));
+  }
+
+  /** Largest lifetime granted, in 4-second units. */
+  get maxLifetimeUnits(): number {
+    return this.#maxUnits;
+  }
+
+  /** Earliest time `handle({type: "timer"})` has work to do, or undefined. */
+  nextDeadline(): number | undefined {
+    return this.cache.nextDeadline();
+  }
+
+  /** Event counters (BUs received, BAs by status, expiries, DAD results…). */
+  counters(): Record<string, number> {
+    return { ...this.#counters };
+  }
+
+  /** The bindings as the control socket reports them. */
+  status(now: number): BindingStatus[] {
+    return this.cache.entries().map((b) => ({
+      homeAddress: b.homeAddress,
+      careOfAddress: b.careOf,
+      sequence: b.sequence,
+      lifetimeRemaining: b.state === "registered"
+        ? Math.max(0, Math.round((b.expiresAt - now) / 1000))
+        : 0,
+      lifetimeGranted: b.lifetimeUnits * 4,
+      state: b.state,
+      registeredAt: new Date(b.registeredAt).toISOString(),
+    }));
+  }
+
+  /** Processes `event` at time `now` (ms); returns the actions to carry out, in order. */
+  handle(event: HaEvent, now: number): HaAction[] {
+    const out: HaAction[] = [];
+    this.#runTimers(now, out);
+    switch (event.type) {
+      case "timer":
+        break;
+      case "mh":
+        this.#mh(event, now, out);
+        break;
+      case "dadDuplicate":
+        this.#dadDuplicate(event, now, out);
+        break;
+      case "restore":
+        this.#restore(event.bindings, now, out);
+        break;
+    }
+    return out;
+  }
+
+  #count(name: string, n = 1): void {
+    this.#counters[name] = (this.#counters[name] ?? 0) + n;
+  }
+
+  #log(
+    out: HaAction[],
+    level: HaLogLevel,
+    message: string,
+    fields: Record<string, unknown>,
+    rateKey?: string,
+  ): void {
+    out.push(
+      rateKey === undefined
+        ? { type: "log", level, message, fields }
+        : { type: "log", level, message, fields, rateKey },
+    );
+  }
+
+  #ba(
+    out: HaAction[],
+    b: { from: string; to: string; homeAddress: string },
+    status: number,
+    sequence: number,
+    lifetime: number,
+  ): void {
+    this.#count("ba_sent");
+    this.#count(`ba_status_${status}`);
+    out.push({ type: "sendBa", ...b, status, sequence, lifetime });
+  }
+
+  #runTimers(now: number, out: HaAction[]): void {
+    let changed = false;
+    for (const b of this.cache.entries()) {
+      if (b.dadUntil !== undefined && b.dadUntil <= now) {
+        b.dadUntil = undefined;
+        out.push({ type: "stopDad", homeAddress: b.homeAddress });
+        if (b.state === "dad") {
+          // RFC 6275 §10.3.1: DAD passed, the registration completes now.
+          b.state = "registered";
+          b.expiresAt = now + b.lifetimeUnits * LIFETIME_UNIT_MS;
+          this.#count("dad_passed");
+          this.#count("bindings_registered");
+          out.push({ type: "install", homeAddress: b.homeAddress, careOf: b.careOf });
+          out.push({ type: "unsolicitedNa", homeAddress: b.homeAddress });
+          this.#ba(out, this.#replyOf(b), HA_STATUS.ACCEPTED, b.sequence, b.lifetimeUnits);
+          this.#log(
+            out,
+            "info",
+            "registered {homeAddress} via {careOf} (seq {sequence}, {lifetime} s) after DAD",
+            this.#fields(b),
+          );
+          changed = true;
+        } else {
+          this.#count("dad_passed");
+          this.#log(out, "debug", "optimistic DAD for {homeAddress} found no duplicate", {
+            homeAddress: b.homeAddress,
+          });
+        }
+      }
+      if (b.state === "registered" && b.expiresAt <= now) {
+        this.cache.delete(b.homeAddress);
+        this.#count("bindings_expired");
+        out.push({
+          type: "remove",
+          homeAddress: b.homeAddress,
+          careOf: b.careOf,
+          reason: "expired",
+        });
+        this.#log(out, "info", "binding for {homeAddress} via {careOf} expired", this.#fields(b));
+        changed = true;
+      }
+    }
+    if (changed) out.push({ type: "persist" });
+  }
+
+  #replyOf(b: Binding): { from: string; to: string; homeAddress: string } {
+    return { from: b.haAddress, to: b.replyTo, homeAddress: b.homeAddress };
+  }
+
+  #fields(b: Binding): Record<string, unknown> {
+    return {
+      homeAddress: b.homeAddress,
+      careOf: b.careOf,
+      sequence: b.sequence,
+      lifetime: b.lifetimeUnits * 4,
+    };
+  }
+
+  #mh(ev: Extract<HaEvent, { type: "mh" }>, now: number, out: HaAction[]): void {
+    const m = ev.message;
+    if (m.type === "bu") return this.#bu(ev, m, now, out);
+    if (m.type === "unknown") {
+      // RFC 6275 §9.2: unknown MH Type → Binding Error status 2 to the packet's source.
+      this.#count("mh_unknown_type");
+      this.#count("be_sent");
+      out.push({
+        type: "sendBe",
+        from: canonicalIPv6(ev.dst),
+        to: canonicalIPv6(ev.src),
+        homeAddress: ev.hao ? canonicalIPv6(ev.homeAddress) : "::",
+        status: HA_BE_STATUS.UNKNOWN_MH_TYPE,
+      });
+      this.#log(
+        out,
+        "warning",
+        "unknown mobility header type {mhType} from {src}: Binding Error sent",
+        { mhType: m.mhType, src: ev.src },
+        "mh-unknown-type",
+      );
+      return;
+    }
+    this.#count("mh_ignored");
+    this.#log(out, "debug", "ignored mobility message {kind} from {src}", {
+      kind: m.type,
+      src: ev.src,
+    }, "mh-ignored");
+  }
+
+  #bu(
+    ev: Extract<HaEvent, { type: "mh" }>,
+    bu: Extract<MobilityRepr, { type: "bu" }>,
+    now: number,
+    out: HaAction[],
+  ): void {
+    this.#count("bu_received");
+    const src = canonicalIPv6(ev.src);
+    const hoa = canonicalIPv6(ev.homeAddress);
+    const haAddr = canonicalIPv6(ev.dst);
+    const alt = bu.options.find((o) => o.type === "altCoa");
+    const coa = alt !== undefined ? canonicalIPv6(alt.address) : src;
+    const reply = { from: haAddr, to: src, homeAddress: hoa };
+    const seq = bu.sequence;
+    const info = { homeAddress: hoa, careOf: coa, sequence: seq, src };
+    const reject = (status: number, why: string, lastSeq = seq) => {
+      this.#ba(out, reply, status, lastSeq, 0);
+      this.#log(out, "warning", `BU for {homeAddress} from {src} rejected (${status}): ${why}`, {
+        ...info,
+        status,
+      }, `bu-reject-${status}`);
+    };
+
+    // RFC 6275 §9.5.1: the packet MUST contain a unicast routable home address.
+    if (!isUnicastRoutable(hoa)) {
+      this.#count("bu_discarded");
+      this.#log(
+        out,
+        "warning",
+        "BU from {src} discarded: home address {homeAddress} not unicast routable",
+        info,
+        "bu-hoa",
+      );
+      return;
+    }
+    // The care-of address (Alt-CoA option when present) must be unicast routable too.
+    if (!isUnicastRoutable(coa)) {
+      this.#count("bu_discarded");
+      this.#log(
+        out,
+        "warning",
+        "BU from {src} discarded: care-of address {careOf} not unicast routable",
+        info,
+        "bu-coa",
+      );
+      return;
+    }
+    const entry = this.cache.get(hoa);
+    // §9.5.1: sequence number must be greater than the last accepted one, modulo 2^16;
+    // otherwise 135 carrying the last accepted sequence number.
+    if (entry !== undefined && !seqGreater(seq, entry.sequence)) {
+      return reject(
+        HA_STATUS.SEQ_OUT_OF_WINDOW,
+        `sequence ${seq} not greater than last accepted ${entry.sequence}`,
+        entry.sequence,
+      );
+    }
+    // §9.5.1: a binding exists and the H bit differs from its home registration flag → 139.
+    if (!bu.flags.home) {
+      if (entry !== undefined) {
+        return reject(HA_STATUS.REG_TYPE_CHANGE, "H bit clear for an existing home registration");
+      }
+      // No return routability / correspondent registration here: only home registrations.
+      return reject(
+        HA_STATUS.HOME_REG_NOT_SUPPORTED,
+        "H bit clear: only home registrations are served",
+      );
+    }
+    // §6.1.7: a home registration sets A; this home agent answers every BU and insists on it.
+    if (!bu.flags.ack) {
+      return reject(HA_STATUS.UNSPECIFIED, "A bit clear in a home registration");
+    }
+    // §9.5.1 / §10.3.2: lifetime 0 or CoA == HoA is a deregistration.
+    if (bu.lifetime === 0 || coa === hoa) {
+      if (entry === undefined) {
+        return reject(HA_STATUS.NOT_HOME_AGENT, "deregistration without a binding");
+      }
+      this.cache.delete(hoa);
+      if (entry.dadUntil !== undefined) out.push({ type: "stopDad", homeAddress: hoa });
+      if (entry.state === "registered") {
+        out.push({
+          type: "remove",
+          homeAddress: hoa,
+          careOf: entry.careOf,
+          reason: "deregistered",
+        });
+        out.push({ type: "persist" });
+      }
+      this.#count("bindings_deregistered");
+      this.#ba(out, reply, HA_STATUS.ACCEPTED, seq, 0);
+      this.#log(out, "info", "deregistered {homeAddress} (was via {previous}, seq {sequence})", {
+        ...info,
+        previous: entry.careOf,
+      });
+      return;
+    }
+    // §10.3.1: the home address must be on-link for the home prefix.
+    if (!inPrefix(hoa, this.#cfg.homePrefix.prefix, this.#cfg.homePrefix.length)) {
+      return reject(HA_STATUS.NOT_HOME_SUBNET, "home address outside the home prefix");
+    }
+    if (this.#cfg.reserved.includes(hoa)) {
+      return reject(HA_STATUS.ADMIN_PROHIBITED, "home address reserved");
+    }
+    if (this.#cfg.allow.length > 0 && !this.#cfg.allow.includes(hoa)) {
+      return reject(HA_STATUS.ADMIN_PROHIBITED, "home address not in the allow list");
+    }
+    const units = Math.min(bu.lifetime, this.#maxUnits);
+    if (entry !== undefined) {
+      const previous = entry.careOf;
+      entry.careOf = coa;
+      entry.replyTo = src;
+      entry.haAddress = haAddr;
+      entry.sequence = seq;
+      entry.lifetimeUnits = units;
+      if (entry.state === "dad") {
+        // Still in DAD (strict): the BA after the wait answers this newer BU.
+        this.#log(out, "debug", "BU seq {sequence} for {homeAddress} while DAD runs", info);
+        return;
+      }
+      // Re-registration: no DAD (RFC 6275 §10.3.1 only asks for it on the first one).
+      entry.expiresAt = now + units * LIFETIME_UNIT_MS;
+      if (previous !== coa) {
+        out.push({ type: "install", homeAddress: hoa, careOf: coa, previousCareOf: previous });
+      }
+      out.push({ type: "persist" });
+      this.#count("bindings_refreshed");
+      this.#ba(out, reply, HA_STATUS.ACCEPTED, seq, units);
+      this.#log(
+        out,
+        "info",
+        previous !== coa
+          ? "moved {homeAddress} from {previous} to {careOf} (seq {sequence}, {lifetime} s)"
+          : "refreshed {homeAddress} via {careOf} (seq {sequence}, {lifetime} s)",
+        { ...info, previous, lifetime: units * 4 },
+      );
+      return;
+    }
+    // First registration: Duplicate Address Detection on the home link (§10.3.1).
+    const dadUntil = now + this.#cfg.dadWaitMs;
+    const b: Binding = {
+      homeAddress: hoa,
+      careOf: coa,
+      replyTo: src,
+      haAddress: haAddr,
+      sequence: seq,
+      lifetimeUnits: units,
+      expiresAt: dadUntil + units * LIFETIME_UNIT_MS,
+      registeredAt: now,
+      state: this.#cfg.dad === "strict" ? "dad" : "registered",
+      dadUntil,
+    };
+    this.cache.set(b);
+    this.#count("dad_started");
+    out.push({ type: "startDad", homeAddress: hoa });
+    if (this.#cfg.dad === "strict") {
+      this.#log(out, "info", "first BU for {homeAddress} via {careOf}: DAD before the BA", info);
+      return;
+    }
+    b.expiresAt = now + units * LIFETIME_UNIT_MS;
+    this.#count("bindings_registered");
+    out.push({ type: "install", homeAddress: hoa, careOf: coa });
+    out.push({ type: "unsolicitedNa", homeAddress: hoa });
+    out.push({ type: "persist" });
+    this.#ba(out, reply, HA_STATUS.ACCEPTED, seq, units);
+    this.#log(
+      out,
+      "info",
+      "registered {homeAddress} via {careOf} (seq {sequence}, {lifetime} s), optimistic DAD running",
+      { ...info, lifetime: units * 4 },
+    );
+  }
+
+  #dadDuplicate(ev: Extract<HaEvent, { type: "dadDuplicate" }>, _now: number, out: HaAction[]) {
+    const hoa = canonicalIPv6(ev.homeAddress);
+    const b = this.cache.get(hoa);
+    if (b === undefined || b.dadUntil === undefined) {
+      this.#log(out, "debug", "late DAD evidence for {homeAddress} ignored: {evidence}", {
+        homeAddress: hoa,
+        evidence: ev.evidence,
+      });
+      return;
+    }
+    this.cache.delete(hoa);
+    this.#count("dad_duplicates");
+    out.push({ type: "stopDad", homeAddress: hoa });
+    if (b.state === "dad") {
+      // Strict: RFC 6275 §10.3.1, status 134.
+      this.#ba(out, this.#replyOf(b), HA_STATUS.DAD_FAILED, b.sequence, 0);
+      this.#log(out, "warning", "DAD failed for {homeAddress}: {evidence}; BA 134 sent", {
+        homeAddress: hoa,
+        evidence: ev.evidence,
+        careOf: b.careOf,
+      });
+      return;
+    }
+    // Optimistic: the MN already has its BA; drop the binding and say so loudly.
+    out.push({ type: "remove", homeAddress: hoa, careOf: b.careOf, reason: "duplicate address" });
+    out.push({ type: "persist" });
+    this.#log(
+      out,
+      "error",
+      "DUPLICATE ADDRESS: {homeAddress} is in use on the home link ({evidence}); binding via {careOf} dropped after an optimistic BA",
+      { homeAddress: hoa, evidence: ev.evidence, careOf: b.careOf },
+    );
+  }
+
+  #restore(list: PersistedBinding[], now: number, out: HaAction[]): void {
+    if (this.#restored) {
+      this.#log(out, "warning", "state restore ignored: already restored", {});
+      return;
+    }
+    this.#restored = true;
+    let dropped = false;
+    for (const p of list) {
+      const hoa = canonicalIPv6(p.homeAddress);
+      const why = p.expiresAt <= now
+        ? "expired while stopped"
+        : !inPrefix(hoa, this.#cfg.homePrefix.prefix, this.#cfg.homePrefix.length)
+        ? "outside the home prefix"
+        : this.#cfg.allow.length > 0 && !this.#cfg.allow.includes(hoa)
+        ? "not in the allow list"
+        : this.cache.get(hoa) !== undefined
+        ? "duplicate record"
+        : undefined;
+      if (why !== undefined) {
+        dropped = true;
+        this.#log(out, "info", "persisted binding for {homeAddress} not restored: {why}", {
+          homeAddress: hoa,
+          why,
+        });
+        continue;
+      }
+      const b: Binding = {
+        ...p,
+        homeAddress: hoa,
+        careOf: canonicalIPv6(p.careOf),
+        replyTo: canonicalIPv6(p.replyTo),
+        haAddress: canonicalIPv6(p.haAddress),
+        state: "registered",
+      };
+      this.cache.set(b);
+      this.#count("bindings_restored");
+      out.push({ type: "install", homeAddress: hoa, careOf: b.careOf });
+      out.push({ type: "unsolicitedNa", homeAddress: hoa });
+      this.#log(
+        out,
+        "info",
+        "restored {homeAddress} via {careOf} (seq {sequence}, {remaining} s left)",
+        {
+          ...this.#fields(b),
+          remaining: Math.round((b.expiresAt - now) / 1000),
+        },
+      );
+    }
+    if (dropped) out.push({ type: "persist" });
+  }
+}

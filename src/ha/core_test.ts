@@ -1,0 +1,491 @@
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import type { MobilityRepr } from "../wire/mobility.ts";
+import { type HaAction, type HaCoreConfig, type HaEvent, HomeAgentCore } from "./core.ts";
+import { parsePersistedCache, seqGreater } from "./binding_cache.ts";
+
+const HA = "2001:db8:2000::1";
+const HOA = "2001:db8:2000::10";
+const COA = "2001:db8:3000::3";
+const COA2 = "2001:db8:4000::3";
+const T0 = 1_700_000_000_000;
+
+function cfg(over: Partial<HaCoreConfig> = {}): HaCoreConfig {
+  return {
+    haAddress: HA,
+    homePrefix: { prefix: "2001:db8:2000::", length: 64 },
+    allow: [],
+    maxLifetime: 60,
+    dad: "strict",
+    ...over,
+  };
+}
+
+type Bu = Extract<MobilityRepr, { type: "bu" }>;
+
+function buMsg(
+  sequence: number,
+  o: { lifetime?: number; ack?: boolean; home?: boolean; altCoa?: string } = {},
+): Bu {
+  return {
+    type: "bu",
+    sequence,
+    flags: {
+      ack: o.ack ?? true,
+      home: o.home ?? true,
+      linkLocal: false,
+      key: false,
+      mapReg: false,
+      mobileRouter: false,
+      proxy: false,
+      forceUdp: false,
+    },
+    lifetime: o.lifetime ?? 10,
+    options: o.altCoa === undefined ? [] : [{ type: "altCoa", address: o.altCoa }],
+  };
+}
+
+function buEv(
+  sequence: number,
+  o: {
+    lifetime?: number;
+    ack?: boolean;
+    home?: boolean;
+    altCoa?: string;
+    src?: string;
+    hoa?: string;
+  } = {},
+): HaEvent {
+  const src = o.src ?? COA;
+  return {
+    type: "mh",
+    src,
+    dst: HA,
+    homeAddress: o.hoa ?? HOA,
+    hao: true,
+    message: buMsg(sequence, { altCoa: src, ...o }),
+  };
+}
+
+function bas(actions: HaAction[]) {
+  return actions.filter((a) => a.type === "sendBa") as Extract<HaAction, { type: "sendBa" }>[];
+}
+
+function kinds(actions: HaAction[]): string[] {
+  return actions.filter((a) => a.type !== "log").map((a) => a.type);
+}
+
+/** Registers HOA via COA in optimistic mode (BA at once) and lets the DAD window pass. */
+function registered(over: Partial<HaCoreConfig> = {}, seq = 100): HomeAgentCore {
+  const core = new HomeAgentCore(cfg({ dad: "optimistic", ...over }));
+  const a = core.handle(buEv(seq), T0);
+  assert.equal(bas(a)[0].status, 0);
+  core.handle({ type: "timer" }, T0 + 1000);
+  return core;
+}
+
+Deno.test("seqGreater: modulo 2^16 per RFC 6275 §9.5.1", () => {
+  assert.equal(seqGreater(1, 0), true);
+  assert.equal(seqGreater(0, 0), false);
+  assert.equal(seqGreater(0, 1), false);
+  assert.equal(seqGreater(0, 65535), true); // wrap
+  assert.equal(seqGreater(32767, 0), true);
+  assert.equal(seqGreater(32768, 0), false); // last + 32768 is "less or equal"
+  assert.equal(seqGreater(65535, 0), false);
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 0, max: 0xffff }),
+      fc.integer({ min: 0, max: 0xffff }),
+      (a, b) => {
+        // exactly one of: equal, a > b, b > a — except the antipode, where neither is greater
+        const d = (a - b) & 0xffff;
+        if (d === 0 || d === 0x8000) return !seqGreater(a, b) && !seqGreater(b, a);
+        return seqGreater(a, b) !== seqGreater(b, a);
+      },
+    ),
+  );
+});
+
+Deno.test("strict DAD: BA 0 only after the DAD wait, then install + unsolicited NA", () => {
+  const core = new HomeAgentCore(cfg());
+  const a1 = core.handle(buEv(7, { lifetime: 10 }), T0);
+  assert.deepEqual(kinds(a1), ["startDad"]);
+  assert.equal(core.nextDeadline(), T0 + 1000);
+  assert.equal(core.status(T0)[0].state, "dad");
+  assert.deepEqual(kinds(core.handle({ type: "timer" }, T0 + 999)), []);
+  const a2 = core.handle({ type: "timer" }, T0 + 1000);
+  assert.deepEqual(kinds(a2), ["stopDad", "install", "unsolicitedNa", "sendBa", "persist"]);
+  assert.deepEqual(bas(a2)[0], {
+    type: "sendBa",
+    from: HA,
+    to: COA,
+    homeAddress: HOA,
+    status: 0,
+    sequence: 7,
+    lifetime: 10,
+  });
+  assert.deepEqual(a2.find((a) => a.type === "install"), {
+    type: "install",
+    homeAddress: HOA,
+    careOf: COA,
+  });
+  // lifetime counts from the BA
+  assert.equal(core.nextDeadline(), T0 + 1000 + 40_000);
+  assert.equal(core.status(T0 + 1000)[0].lifetimeRemaining, 40);
+  assert.equal(core.counters().ba_status_0, 1);
+});
+
+Deno.test("strict DAD: a duplicate gives BA 134 and no binding", () => {
+  const core = new HomeAgentCore(cfg());
+  core.handle(buEv(7), T0);
+  const a = core.handle(
+    { type: "dadDuplicate", homeAddress: HOA, evidence: "NA from x" },
+    T0 + 500,
+  );
+  assert.deepEqual(kinds(a), ["stopDad", "sendBa"]);
+  assert.equal(bas(a)[0].status, 134);
+  assert.equal(bas(a)[0].sequence, 7);
+  assert.equal(bas(a)[0].lifetime, 0);
+  assert.equal(core.cache.size, 0);
+  assert.deepEqual(kinds(core.handle({ type: "timer" }, T0 + 2000)), []);
+  // the MN may try again: a fresh first registration
+  assert.deepEqual(kinds(core.handle(buEv(8), T0 + 3000)), ["startDad"]);
+});
+
+Deno.test("strict DAD: a newer BU during the wait is the one the BA answers", () => {
+  const core = new HomeAgentCore(cfg());
+  core.handle(buEv(7), T0);
+  assert.deepEqual(kinds(core.handle(buEv(8, { src: COA2 }), T0 + 600)), []);
+  const stale = core.handle(buEv(8), T0 + 700);
+  assert.equal(bas(stale)[0].status, 135);
+  assert.equal(bas(stale)[0].sequence, 8);
+  const a = core.handle({ type: "timer" }, T0 + 1000);
+  assert.equal(bas(a)[0].sequence, 8);
+  assert.equal(bas(a)[0].to, COA2);
+  assert.equal(core.status(T0 + 1000)[0].careOfAddress, COA2);
+});
+
+Deno.test("optimistic DAD: BA at once, DAD in parallel", () => {
+  const core = new HomeAgentCore(cfg({ dad: "optimistic" }));
+  const a = core.handle(buEv(1), T0);
+  assert.deepEqual(kinds(a), ["startDad", "install", "unsolicitedNa", "persist", "sendBa"]);
+  assert.equal(bas(a)[0].status, 0);
+  assert.equal(core.nextDeadline(), T0 + 1000);
+  assert.deepEqual(kinds(core.handle({ type: "timer" }, T0 + 1000)), ["stopDad"]);
+  assert.equal(core.nextDeadline(), T0 + 40_000);
+  // evidence after the window is ignored
+  const late = core.handle({ type: "dadDuplicate", homeAddress: HOA, evidence: "x" }, T0 + 1500);
+  assert.deepEqual(kinds(late), []);
+  assert.equal(core.cache.size, 1);
+});
+
+Deno.test("optimistic DAD: a duplicate is logged as an error and the binding dropped", () => {
+  const core = new HomeAgentCore(cfg({ dad: "optimistic" }));
+  core.handle(buEv(1), T0);
+  const a = core.handle({ type: "dadDuplicate", homeAddress: HOA, evidence: "NA" }, T0 + 300);
+  assert.deepEqual(kinds(a), ["stopDad", "remove", "persist"]);
+  const log = a.find((x) => x.type === "log");
+  assert.equal(log?.type === "log" && log.level, "error");
+  assert.equal(bas(a).length, 0);
+  assert.equal(core.cache.size, 0);
+  assert.equal(core.counters().dad_duplicates, 1);
+});
+
+Deno.test("lifetime is clamped to maxLifetime in 4 s units", () => {
+  const core = new HomeAgentCore(cfg({ dad: "optimistic", maxLifetime: 60 }));
+  assert.equal(bas(core.handle(buEv(1, { lifetime: 1000 }), T0))[0].lifetime, 15);
+  assert.equal(bas(core.handle(buEv(2, { lifetime: 5 }), T0))[0].lifetime, 5);
+  assert.equal(new HomeAgentCore(cfg({ maxLifetime: 10 })).maxLifetimeUnits, 2);
+  assert.equal(new HomeAgentCore(cfg({ maxLifetime: 1 })).maxLifetimeUnits, 1);
+  assert.equal(new HomeAgentCore(cfg({ maxLifetime: 1e9 })).maxLifetimeUnits, 0xffff);
+});
+
+Deno.test("re-registration skips DAD; a new CoA re-installs with previousCareOf", () => {
+  const core = registered();
+  const same = core.handle(buEv(101), T0 + 5000);
+  assert.deepEqual(kinds(same), ["persist", "sendBa"]);
+  assert.equal(core.nextDeadline(), T0 + 5000 + 40_000);
+  const moved = core.handle(buEv(102, { src: COA2 }), T0 + 6000);
+  assert.deepEqual(kinds(moved), ["install", "persist", "sendBa"]);
+  assert.deepEqual(moved[0], {
+    type: "install",
+    homeAddress: HOA,
+    careOf: COA2,
+    previousCareOf: COA,
+  });
+  assert.equal(bas(moved)[0].to, COA2);
+  assert.equal(core.counters().dad_started, 1);
+});
+
+Deno.test("135: stale sequence numbers get the last accepted one back", () => {
+  const core = registered({}, 100);
+  for (const stale of [100, 99, 0, 100 + 32768, 65535]) {
+    const a = core.handle(buEv(stale), T0 + 2000);
+    assert.equal(bas(a).length, 1, `seq ${stale}`);
+    assert.equal(bas(a)[0].status, 135, `seq ${stale}`);
+    assert.equal(bas(a)[0].sequence, 100, `seq ${stale}`);
+    assert.equal(bas(a)[0].lifetime, 0);
+  }
+  // binding untouched by the rejects
+  assert.equal(core.status(T0 + 2000)[0].sequence, 100);
+  assert.equal(bas(core.handle(buEv(101 + 32766), T0 + 2000))[0].status, 0);
+  assert.equal(core.counters().ba_status_135, 5);
+});
+
+Deno.test("135 wraps around 2^16", () => {
+  const core = registered({}, 65535);
+  const a = core.handle(buEv(0), T0 + 2000);
+  assert.equal(bas(a)[0].status, 0);
+  assert.equal(bas(a)[0].sequence, 0);
+  assert.equal(bas(core.handle(buEv(65535), T0 + 2000))[0].status, 135);
+});
+
+Deno.test("133: deregistration without a binding (lifetime 0, or CoA == HoA)", () => {
+  const core = new HomeAgentCore(cfg());
+  const a = core.handle(buEv(5, { lifetime: 0 }), T0);
+  assert.deepEqual(kinds(a), ["sendBa"]);
+  assert.equal(bas(a)[0].status, 133);
+  assert.equal(bas(a)[0].sequence, 5);
+  const home: HaEvent = {
+    type: "mh",
+    src: HOA,
+    dst: HA,
+    homeAddress: HOA,
+    hao: false,
+    message: buMsg(6, { lifetime: 10 }),
+  };
+  const b = core.handle(home, T0);
+  assert.equal(bas(b)[0].status, 133);
+  assert.equal(bas(b)[0].to, HOA);
+});
+
+Deno.test("deregistration removes the binding and answers 0 with lifetime 0", () => {
+  const core = registered();
+  const a = core.handle(buEv(101, { lifetime: 0 }), T0 + 3000);
+  assert.deepEqual(kinds(a), ["remove", "persist", "sendBa"]);
+  assert.equal(a[0].type === "remove" && a[0].reason, "deregistered");
+  assert.deepEqual(bas(a)[0], {
+    type: "sendBa",
+    from: HA,
+    to: COA,
+    homeAddress: HOA,
+    status: 0,
+    sequence: 101,
+    lifetime: 0,
+  });
+  assert.equal(core.cache.size, 0);
+  assert.equal(core.nextDeadline(), undefined);
+});
+
+Deno.test("deregistration from home: Alt-CoA == HoA, BA straight to the HoA", () => {
+  const core = registered();
+  const a = core.handle({
+    type: "mh",
+    src: HOA,
+    dst: HA,
+    homeAddress: HOA,
+    hao: false,
+    message: buMsg(101, { altCoa: HOA, lifetime: 10 }),
+  }, T0 + 3000);
+  assert.deepEqual(kinds(a), ["remove", "persist", "sendBa"]);
+  assert.equal(bas(a)[0].to, HOA);
+  assert.equal(bas(a)[0].status, 0);
+});
+
+Deno.test("deregistration during strict DAD cancels it without install", () => {
+  const core = new HomeAgentCore(cfg());
+  core.handle(buEv(1), T0);
+  const a = core.handle(buEv(2, { lifetime: 0 }), T0 + 200);
+  assert.deepEqual(kinds(a), ["stopDad", "sendBa"]);
+  assert.equal(bas(a)[0].status, 0);
+  assert.deepEqual(kinds(core.handle({ type: "timer" }, T0 + 1000)), []);
+});
+
+Deno.test("132: home address outside the home prefix", () => {
+  const core = new HomeAgentCore(cfg());
+  const a = core.handle(buEv(1, { hoa: "2001:db8:2001::10" }), T0);
+  assert.equal(bas(a)[0].status, 132);
+  assert.equal(bas(a)[0].homeAddress, "2001:db8:2001::10");
+  assert.equal(core.cache.size, 0);
+});
+
+Deno.test("129: allow list and reserved addresses", () => {
+  const core = new HomeAgentCore(cfg({ allow: ["2001:db8:2000::20"] }));
+  assert.equal(bas(core.handle(buEv(1), T0))[0].status, 129);
+  assert.deepEqual(kinds(core.handle(buEv(1, { hoa: "2001:db8:2000::20" }), T0)), ["startDad"]);
+  const open = new HomeAgentCore(cfg());
+  assert.equal(bas(open.handle(buEv(1, { hoa: HA }), T0))[0].status, 129);
+  assert.deepEqual(kinds(open.handle(buEv(1), T0)), ["startDad"]);
+});
+
+Deno.test("139 / 131: H bit clear, with and without a home registration", () => {
+  const core = registered();
+  const a = core.handle(buEv(101, { home: false }), T0 + 2000);
+  assert.equal(bas(a)[0].status, 139);
+  assert.equal(core.status(T0 + 2000)[0].sequence, 100);
+  const fresh = new HomeAgentCore(cfg());
+  assert.equal(bas(fresh.handle(buEv(1, { home: false }), T0))[0].status, 131);
+  assert.equal(fresh.cache.size, 0);
+});
+
+Deno.test("128: A bit clear in a home registration", () => {
+  const core = new HomeAgentCore(cfg());
+  const a = core.handle(buEv(1, { ack: false }), T0);
+  assert.equal(bas(a)[0].status, 128);
+  assert.equal(core.cache.size, 0);
+});
+
+Deno.test("a non-unicast home or care-of address is discarded silently", () => {
+  const core = new HomeAgentCore(cfg());
+  assert.deepEqual(kinds(core.handle(buEv(1, { hoa: "ff02::1" }), T0)), []);
+  assert.deepEqual(kinds(core.handle(buEv(1, { altCoa: "fe80::1" }), T0)), []);
+  assert.deepEqual(kinds(core.handle(buEv(1, { altCoa: "::" }), T0)), []);
+  assert.equal(core.counters().bu_discarded, 3);
+});
+
+Deno.test("Alt-CoA gives the care-of address, the BA goes to the packet source", () => {
+  const core = new HomeAgentCore(cfg({ dad: "optimistic" }));
+  const a = core.handle({
+    type: "mh",
+    src: COA,
+    dst: HA,
+    homeAddress: HOA,
+    hao: true,
+    message: buMsg(1, { altCoa: COA2 }),
+  }, T0);
+  assert.equal(bas(a)[0].to, COA);
+  assert.equal(a.find((x) => x.type === "install")?.type === "install" && COA2, COA2);
+  assert.equal(core.status(T0)[0].careOfAddress, COA2);
+});
+
+Deno.test("unknown MH type gets a Binding Error status 2", () => {
+  const core = new HomeAgentCore(cfg());
+  const a = core.handle({
+    type: "mh",
+    src: COA,
+    dst: HA,
+    homeAddress: HOA,
+    hao: true,
+    message: { type: "unknown", mhType: 42, data: new Uint8Array(4) },
+  }, T0);
+  assert.deepEqual(a.filter((x) => x.type !== "log"), [
+    { type: "sendBe", from: HA, to: COA, homeAddress: HOA, status: 2 },
+  ]);
+  const b = core.handle({
+    type: "mh",
+    src: COA,
+    dst: HA,
+    homeAddress: COA,
+    hao: false,
+    message: { type: "unknown", mhType: 200, data: new Uint8Array(0) },
+  }, T0);
+  assert.equal(b[0].type === "sendBe" && b[0].homeAddress, "::");
+  // known-but-unserved types are ignored, not answered
+  const c = core.handle({
+    type: "mh",
+    src: COA,
+    dst: HA,
+    homeAddress: HOA,
+    hao: true,
+    message: { type: "brr", options: [] },
+  }, T0);
+  assert.deepEqual(kinds(c), []);
+});
+
+Deno.test("expiry removes the binding; a refresh pushes it back", () => {
+  const core = registered(); // granted 10 units = 40 s at T0
+  assert.deepEqual(kinds(core.handle({ type: "timer" }, T0 + 39_999)), []);
+  core.handle(buEv(101), T0 + 30_000); // expires at T0 + 70 s now
+  assert.deepEqual(kinds(core.handle({ type: "timer" }, T0 + 40_000)), []);
+  const a = core.handle({ type: "timer" }, T0 + 70_000);
+  assert.deepEqual(kinds(a), ["remove", "persist"]);
+  assert.equal(a[0].type === "remove" && a[0].reason, "expired");
+  assert.equal(core.cache.size, 0);
+  assert.equal(core.counters().bindings_expired, 1);
+  // a BU after expiry is a first registration again (any sequence accepted)
+  assert.deepEqual(kinds(core.handle(buEv(3), T0 + 71_000)), [
+    "startDad",
+    "install",
+    "unsolicitedNa",
+    "persist",
+    "sendBa",
+  ]);
+});
+
+Deno.test("restore: live bindings re-installed with their sequence, stale ones dropped", () => {
+  const old = registered({}, 500);
+  old.handle(buEv(9, { hoa: "2001:db8:2000::11" }), T0 + 100);
+  const doc = JSON.parse(JSON.stringify(old.cache.toPersisted()));
+  const parsed = parsePersistedCache(doc);
+  assert.deepEqual(parsed.rejected, []);
+  assert.equal(parsed.bindings.length, 2);
+
+  const core = new HomeAgentCore(cfg({ dad: "optimistic" }));
+  // HOA expires at T0 + 40 s, ::11 at T0 + 40.1 s: restart in between
+  const a = core.handle({ type: "restore", bindings: parsed.bindings }, T0 + 40_050);
+  assert.deepEqual(kinds(a), ["install", "unsolicitedNa", "persist"]);
+  assert.deepEqual(a.find((x) => x.type === "install"), {
+    type: "install",
+    homeAddress: "2001:db8:2000::11",
+    careOf: COA,
+  });
+  assert.equal(core.status(T0 + 40_050)[0].lifetimeRemaining, 0);
+  const early = new HomeAgentCore(cfg({ dad: "optimistic" }));
+  const b = early.handle({ type: "restore", bindings: parsed.bindings }, T0 + 20_000);
+  assert.deepEqual(kinds(b), ["install", "unsolicitedNa", "install", "unsolicitedNa"]);
+  assert.equal(early.status(T0 + 20_000)[0].lifetimeRemaining, 20);
+  // restored sequence is enforced, refresh skips DAD
+  const c = early.handle(buEv(500), T0 + 20_060);
+  assert.equal(bas(c)[0].status, 135);
+  assert.equal(bas(c)[0].sequence, 500);
+  assert.deepEqual(kinds(early.handle(buEv(501), T0 + 20_070)), ["persist", "sendBa"]);
+  // and the restored bindings expire on their original schedule
+  assert.deepEqual(kinds(early.handle({ type: "timer" }, T0 + 40_100)), ["remove", "persist"]);
+  // restoring twice is refused
+  assert.deepEqual(kinds(early.handle({ type: "restore", bindings: parsed.bindings }, T0)), []);
+});
+
+Deno.test("restore drops bindings the new configuration no longer allows", () => {
+  const old = registered();
+  const core = new HomeAgentCore(cfg({ allow: ["2001:db8:2000::99"] }));
+  const a = core.handle({ type: "restore", bindings: old.cache.toPersisted().bindings }, T0 + 10);
+  assert.deepEqual(kinds(a), ["persist"]);
+  assert.equal(core.cache.size, 0);
+});
+
+Deno.test("persisted cache parsing names the bad field and keeps good records", () => {
+  const good = registered().cache.toPersisted().bindings[0];
+  const r = parsePersistedCache({
+    version: 1,
+    bindings: [good, { ...good, careOf: "nope" }, { ...good, sequence: 70000 }, 5],
+  });
+  assert.equal(r.bindings.length, 1);
+  assert.deepEqual(r.rejected, [
+    "bindings[1].careOf: invalid",
+    "bindings[2].sequence: invalid",
+    "bindings[3].homeAddress: invalid",
+  ]);
+  assert.deepEqual(parsePersistedCache(undefined), { bindings: [], rejected: [] });
+  assert.equal(parsePersistedCache({ version: 2 }).rejected.length, 1);
+});
+
+Deno.test("strict entries in DAD are not persisted", () => {
+  const core = new HomeAgentCore(cfg());
+  core.handle(buEv(1), T0);
+  assert.deepEqual(core.cache.toPersisted().bindings, []);
+  core.handle({ type: "timer" }, T0 + 1000);
+  assert.equal(core.cache.toPersisted().bindings.length, 1);
+});
+
+Deno.test("every state change has a log line with a reason", () => {
+  const core = new HomeAgentCore(cfg({ dad: "optimistic" }));
+  const all = [
+    ...core.handle(buEv(1), T0),
+    ...core.handle(buEv(2, { src: COA2 }), T0 + 10),
+    ...core.handle(buEv(3, { lifetime: 0 }), T0 + 20),
+  ];
+  const logs = all.filter((a) => a.type === "log").map((a) => a.type === "log" ? a.message : "");
+  assert.match(logs[0], /registered/);
+  assert.match(logs[1], /moved/);
+  assert.match(logs[2], /deregistered/);
+});
