@@ -13,3 +13,4 @@ export * from "./ipv6.ts";
 export * from "./mobility.ts";
 export * from "./icmpv6.ts";
 export * from "./ext_headers.ts";
+export * from "./packet.ts";
