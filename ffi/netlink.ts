@@ -253,7 +253,8 @@ export class NlMessage {
 
   /** Appends a fixed header (ifinfomsg, rtmsg, …) verbatim, padded to 4. */
   header(bytes: Uint8Array): this {
-    this.#buf.set(bytes, this.#reserve(bytes.length));
+    const at = this.#reserve(bytes.length); // may replace #buf: reserve first
+    this.#buf.set(bytes, at);
     return this;
   }
 
@@ -709,7 +710,7 @@ export function parseError(msg: NlMsg): NlParsed<NlErrorInfo> {
   if (p.length < NL_SIZES.nlmsgerr) return { ok: false, kind: "truncated", offset: 16 };
   const v = new DataView(p.buffer, p.byteOffset, p.byteLength);
   const info: NlErrorInfo = {
-    error: -v.getInt32(0, true),
+    error: -v.getInt32(0, true) | 0, // | 0: an ack is 0, not -0
     request: {
       type: v.getUint16(8, true),
       flags: v.getUint16(10, true),
