@@ -1,0 +1,229 @@
+import assert from "node:assert/strict";
+import { IPPROTO } from "../wire/addr.ts";
+import { upperLayerChecksum } from "../wire/checksum.ts";
+import { buildBindingUpdate, buildIcmpv6Packet, parsePacket } from "../wire/packet.ts";
+import type { BuRepr } from "../wire/mobility.ts";
+import {
+  baPacket,
+  bePacket,
+  dadEvidence,
+  dadProbe,
+  decodeDstOptsDatagram,
+  decodeMhDatagram,
+  unsolicitedNa,
+} from "./packets.ts";
+
+const HA = "2001:db8:2000::1";
+const HOA = "2001:db8:2000::10";
+const COA = "2001:db8:3000::3";
+const MAC = "02:00:00:00:00:01";
+
+const bu: Omit<BuRepr, "type"> = {
+  sequence: 4242,
+  flags: {
+    ack: true,
+    home: true,
+    linkLocal: false,
+    key: false,
+    mapReg: false,
+    mobileRouter: false,
+    proxy: false,
+    forceUdp: false,
+  },
+  lifetime: 150,
+  options: [{ type: "altCoa", address: COA }],
+};
+
+/** The bytes a raw socket of the first extension header's protocol gets: no IPv6 header. */
+function afterIpv6(pkt: Uint8Array): Uint8Array {
+  return pkt.slice(40);
+}
+
+Deno.test("decodeDstOptsDatagram: BU with HAO, checksum over the HoA", () => {
+  const pkt = buildBindingUpdate({ careOf: COA, homeAgent: HA, homeAddress: HOA, bu });
+  const d = decodeDstOptsDatagram(afterIpv6(pkt), COA, HA);
+  assert.equal(d.kind, "event");
+  if (d.kind !== "event") return;
+  assert.equal(d.event.homeAddress, HOA);
+  assert.equal(d.event.hao, true);
+  assert.equal(d.event.src, COA);
+  assert.equal(d.event.message.type, "bu");
+  if (d.event.message.type !== "bu") return;
+  assert.equal(d.event.message.sequence, 4242);
+  assert.equal(d.event.message.lifetime, 150);
+  assert.deepEqual(d.event.message.options, [{ type: "altCoa", address: COA }]);
+});
+
+Deno.test("decodeDstOptsDatagram: a checksum over the CoA (not the HoA) is refused", () => {
+  const pkt = buildBindingUpdate({ careOf: COA, homeAgent: HA, homeAddress: HOA, bu });
+  const data = afterIpv6(pkt);
+  const mhOff = (data[1] + 1) * 8;
+  // recompute the MH checksum the wrong way (pseudo-source = CoA)
+  data[mhOff + 4] = 0;
+  data[mhOff + 5] = 0;
+  const wrong = upperLayerChecksum(COA, HA, IPPROTO.MH, data.subarray(mhOff));
+  data[mhOff + 4] = wrong >> 8;
+  data[mhOff + 5] = wrong & 0xff;
+  const d = decodeDstOptsDatagram(data, COA, HA);
+  assert.equal(d.kind, "bad");
+  if (d.kind !== "bad") return;
+  assert.equal(d.where, "mh");
+  assert.equal(d.error.kind, "checksum");
+  assert.equal(d.error.field, "checksum");
+  assert.equal(d.error.offset, mhOff + 4);
+});
+
+Deno.test("decodeDstOptsDatagram: truncated and non-MH payloads", () => {
+  const pkt = buildBindingUpdate({ careOf: COA, homeAgent: HA, homeAddress: HOA, bu });
+  const data = afterIpv6(pkt);
+  const cut = decodeDstOptsDatagram(data.subarray(0, 5), COA, HA);
+  assert.equal(cut.kind, "bad");
+  assert.equal(cut.kind === "bad" && cut.where, "dstopts");
+  const tcp = data.slice();
+  tcp[0] = IPPROTO.TCP;
+  assert.equal(decodeDstOptsDatagram(tcp, COA, HA).kind, "ignore");
+  const short = decodeDstOptsDatagram(data.subarray(0, data.length - 8), COA, HA);
+  assert.equal(short.kind === "bad" && short.error.kind, "truncated");
+});
+
+Deno.test("decodeMhDatagram: no HAO means the source is the home address", () => {
+  const pkt = buildBindingUpdate({ careOf: COA, homeAgent: HA, homeAddress: COA, bu });
+  const data = afterIpv6(pkt);
+  const mh = data.subarray((data[1] + 1) * 8);
+  const d = decodeMhDatagram(mh, COA, HA, false);
+  assert.equal(d.kind, "event");
+  assert.equal(d.kind === "event" && d.event.homeAddress, COA);
+  assert.equal(d.kind === "event" && d.event.hao, false);
+  assert.equal(decodeMhDatagram(mh, COA, HA, true).kind, "ignore");
+  assert.equal(decodeMhDatagram(mh, HOA, HA, false).kind, "bad");
+});
+
+Deno.test("baPacket: RH2 carries the HoA, checksum with the HoA as destination", () => {
+  const pkt = baPacket({
+    type: "sendBa",
+    from: HA,
+    to: COA,
+    homeAddress: HOA,
+    status: 0,
+    sequence: 4242,
+    lifetime: 15,
+  });
+  assert.equal(pkt[6], IPPROTO.ROUTING);
+  const p = parsePacket(pkt);
+  assert.ok(p.ok);
+  if (!p.ok) return;
+  assert.equal(p.value.ipv6.src, HA);
+  assert.equal(p.value.ipv6.dst, COA);
+  assert.deepEqual(p.value.rh2, { nextHeader: IPPROTO.MH, segmentsLeft: 1, homeAddress: HOA });
+  assert.equal(p.value.mh?.type, "ba");
+  if (p.value.mh?.type !== "ba") return;
+  assert.equal(p.value.mh.status, 0);
+  assert.equal(p.value.mh.sequence, 4242);
+  assert.equal(p.value.mh.lifetime, 15);
+  // golden: fixed fields of the MH (payload proto 59, header len 1, type 6)
+  const mh = pkt.subarray(64);
+  assert.deepEqual([...mh.subarray(0, 3)], [59, 1, 6]);
+  assert.equal(upperLayerChecksum(HA, HOA, IPPROTO.MH, mh), 0);
+});
+
+Deno.test("baPacket: to the home address itself, no RH2", () => {
+  const pkt = baPacket({
+    type: "sendBa",
+    from: HA,
+    to: HOA,
+    homeAddress: HOA,
+    status: 0,
+    sequence: 1,
+    lifetime: 0,
+  });
+  assert.equal(pkt[6], IPPROTO.MH);
+  const p = parsePacket(pkt);
+  assert.ok(p.ok && p.value.rh2 === undefined && p.value.mh?.type === "ba");
+});
+
+Deno.test("bePacket: status and home address", () => {
+  const p = parsePacket(
+    bePacket({ type: "sendBe", from: HA, to: COA, homeAddress: HOA, status: 2 }),
+  );
+  assert.ok(p.ok);
+  assert.deepEqual(p.ok && p.value.mh, { type: "be", status: 2, homeAddress: HOA });
+});
+
+Deno.test("dadProbe: NS from :: to the solicited-node group, hop limit 255, no SLLA", () => {
+  const pkt = dadProbe(HOA);
+  const p = parsePacket(pkt);
+  assert.ok(p.ok);
+  if (!p.ok) return;
+  assert.equal(p.value.ipv6.src, "::");
+  assert.equal(p.value.ipv6.dst, "ff02::1:ff00:10");
+  assert.equal(p.value.ipv6.hopLimit, 255);
+  assert.deepEqual(p.value.icmp, { type: "neighborSolicitation", target: HOA, options: [] });
+});
+
+Deno.test("unsolicitedNa: O=1 S=0 to all-nodes with the HA's MAC", () => {
+  const pkt = unsolicitedNa({ src: "fe80::1", target: HOA, mac: MAC, router: true });
+  const p = parsePacket(pkt);
+  assert.ok(p.ok);
+  if (!p.ok) return;
+  assert.equal(p.value.ipv6.dst, "ff02::1");
+  assert.equal(p.value.ipv6.hopLimit, 255);
+  assert.deepEqual(p.value.icmp, {
+    type: "neighborAdvertisement",
+    router: true,
+    solicited: false,
+    override: true,
+    target: HOA,
+    options: [{ type: "targetLinkLayer", mac: MAC }],
+  });
+  // flags octet: R (0x80) | O (0x20)
+  assert.equal(pkt[44], 0xa0);
+});
+
+Deno.test("dadEvidence: NA or DAD NS from others, not our own or off-link ones", () => {
+  const watched = new Set([HOA]);
+  const icmp = (src: string, dst: string, m: Parameters<typeof buildIcmpv6Packet>[0]["icmp"]) =>
+    buildIcmpv6Packet({ src, dst, hopLimit: 255, icmp: m }).slice(40);
+  const na = (mac: string) =>
+    icmp("fe80::99", "ff02::1", {
+      type: "neighborAdvertisement",
+      router: false,
+      solicited: false,
+      override: true,
+      target: HOA,
+      options: [{ type: "targetLinkLayer", mac }],
+    });
+  const meta = { src: "fe80::99", dst: "ff02::1", hopLimit: 255 };
+  const dup = dadEvidence(na("52:54:00:00:00:10"), meta, watched, MAC);
+  assert.equal(dup.kind, "duplicate");
+  assert.match(dup.kind === "duplicate" ? dup.evidence : "", /52:54:00:00:00:10/);
+  assert.equal(dadEvidence(na(MAC), meta, watched, MAC).kind, "none");
+  assert.equal(
+    dadEvidence(na("52:54:00:00:00:10"), { ...meta, hopLimit: 64 }, watched, MAC).kind,
+    "none",
+  );
+  assert.equal(dadEvidence(na("52:54:00:00:00:10"), meta, new Set(), MAC).kind, "none");
+  const probe = dadProbe(HOA).slice(40);
+  const pm = { src: "::", dst: "ff02::1:ff00:10", hopLimit: 255 };
+  assert.equal(dadEvidence(probe, pm, watched, MAC).kind, "duplicate");
+  // an address resolution NS (source set) is not a duplicate
+  const ns = icmp("2001:db8:2000::2", "ff02::1:ff00:10", {
+    type: "neighborSolicitation",
+    target: HOA,
+    options: [{ type: "sourceLinkLayer", mac: "52:54:00:00:00:02" }],
+  });
+  assert.equal(
+    dadEvidence(
+      ns,
+      { src: "2001:db8:2000::2", dst: "ff02::1:ff00:10", hopLimit: 255 },
+      watched,
+      MAC,
+    )
+      .kind,
+    "none",
+  );
+  // a corrupted message is reported as bad, naming the checksum
+  const bad = na("52:54:00:00:00:10");
+  bad[10] ^= 1;
+  const v = dadEvidence(bad, meta, watched, MAC);
+  assert.equal(v.kind === "bad" && v.error.field, "checksum");
+});
