@@ -1,0 +1,163 @@
+/**
+ * Named 64-bit counters in a `SharedArrayBuffer`: the data-path Workers add to them (once per
+ * batch, through {@linkcode CounterBatch}), the main thread reads them for status output.
+ *
+ * @module
+ */
+
+/**
+ * The counters the data path keeps (also the default slot list of {@linkcode SharedCounters}).
+ *
+ * - `tunnel_tx_packets` / `tunnel_tx_bytes`: inner packets put into the tunnel (RFC 2473 §3),
+ *   bytes counted without the outer header;
+ * - `tunnel_rx_packets` / `tunnel_rx_bytes`: decapsulated packets delivered to the device
+ *   (tun on the HA, a VM's tap on the MN; MN bytes without the Ethernet header);
+ * - `tunnel_tx_no_binding`: device → tunnel packets whose destination has no binding (HA) or
+ *   whose VM is not active (MN);
+ * - `tunnel_unknown`: tunnel → device packets for/from an address with no binding;
+ * - `tunnel_spoofed`: tunnel → device packets whose outer source is not the binding's tunnel
+ *   endpoint (HA: the HoA's CoA; MN: the home agent), RFC 6275 §10.4.5;
+ * - `tunnel_malformed`: not an IPv6 packet, or its payload length disagrees with its size;
+ * - `tunnel_truncated`: a datagram larger than the receive buffer;
+ * - `tunnel_tx_errors` / `tunnel_rx_errors`: sendmmsg / device write failures;
+ * - `tunnel_tx_batches` / `tunnel_rx_batches`: batches handled (packets ÷ batches = batch size);
+ * - `vm_frames`: frames read from VM taps; `vm_replies`: ND/echo answers written back;
+ *   `vm_too_big`: ICMPv6 Packet Too Big sent to a guest (RFC 2473 §7); `vm_dropped`: frames
+ *   the pseudo home network dropped.
+ */
+export const DATAPATH_COUNTERS = [
+  "tunnel_tx_packets",
+  "tunnel_tx_bytes",
+  "tunnel_rx_packets",
+  "tunnel_rx_bytes",
+  "tunnel_tx_no_binding",
+  "tunnel_unknown",
+  "tunnel_spoofed",
+  "tunnel_malformed",
+  "tunnel_truncated",
+  "tunnel_tx_errors",
+  "tunnel_rx_errors",
+  "tunnel_tx_batches",
+  "tunnel_rx_batches",
+  "vm_frames",
+  "vm_replies",
+  "vm_too_big",
+  "vm_dropped",
+] as const;
+
+/** What a Worker needs to attach to a {@linkcode SharedCounters}. */
+export interface SharedCountersInit {
+  names: readonly string[];
+  buffer: SharedArrayBuffer;
+}
+
+/** Named `BigInt64Array` slots on a `SharedArrayBuffer`, safe to update from any thread. */
+export class SharedCounters {
+  /** Slot names, in slot order. */
+  readonly names: readonly string[];
+  /** The shared memory (8 bytes per slot). */
+  readonly buffer: SharedArrayBuffer;
+  readonly #slots: BigInt64Array;
+  readonly #index = new Map<string, number>();
+
+  /**
+   * Counters named `names` (default {@linkcode DATAPATH_COUNTERS}), zeroed, or attached to an
+   * existing `buffer` of the same names.
+   */
+  constructor(names: readonly string[] = DATAPATH_COUNTERS, buffer?: SharedArrayBuffer) {
+    if (new Set(names).size !== names.length) throw new TypeError("duplicate counter names");
+    buffer ??= new SharedArrayBuffer(names.length * 8);
+    if (buffer.byteLength !== names.length * 8) {
+      throw new TypeError(
+        `counter buffer holds ${buffer.byteLength / 8} slots, not ${names.length}`,
+      );
+    }
+    this.names = [...names];
+    this.buffer = buffer;
+    this.#slots = new BigInt64Array(buffer);
+    names.forEach((n, i) => this.#index.set(n, i));
+  }
+
+  /** Attaches to counters created elsewhere (e.g. in a Worker). */
+  static attach(init: SharedCountersInit): SharedCounters {
+    return new SharedCounters(init.names, init.buffer);
+  }
+
+  /** What to post to a Worker so it can {@linkcode SharedCounters.attach}. */
+  share(): SharedCountersInit {
+    return { names: this.names, buffer: this.buffer };
+  }
+
+  /** Slot index of `name`. @throws {RangeError} for a name not in the list. */
+  index(name: string): number {
+    const i = this.#index.get(name);
+    if (i === undefined) throw new RangeError(`no counter named ${JSON.stringify(name)}`);
+    return i;
+  }
+
+  /** Adds `n` to counter `name` (atomically). */
+  add(name: string, n: number | bigint = 1): void {
+    this.addAt(this.index(name), n);
+  }
+
+  /** Adds `n` to slot `i` (atomically). */
+  addAt(i: number, n: number | bigint): void {
+    Atomics.add(this.#slots, i, typeof n === "bigint" ? n : BigInt(n));
+  }
+
+  /** The current value of `name`. */
+  get(name: string): number {
+    return Number(Atomics.load(this.#slots, this.index(name)));
+  }
+
+  /** Every counter's current value. */
+  snapshot(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (let i = 0; i < this.names.length; i++) {
+      out[this.names[i]] = Number(Atomics.load(this.#slots, i));
+    }
+    return out;
+  }
+
+  /** Sets every counter to zero. */
+  reset(): void {
+    for (let i = 0; i < this.names.length; i++) Atomics.store(this.#slots, i, 0n);
+  }
+}
+
+/**
+ * A Worker's private accumulator: per-packet increments are plain number additions; `flush()`
+ * (once per batch) adds the non-zero ones to the shared counters.
+ */
+export class CounterBatch {
+  readonly #acc: Float64Array;
+  #dirty = false;
+
+  constructor(readonly shared: SharedCounters) {
+    this.#acc = new Float64Array(shared.names.length);
+  }
+
+  /** Slot index of `name` (resolve once, then use {@linkcode CounterBatch.add}). */
+  slot(name: string): number {
+    return this.shared.index(name);
+  }
+
+  /** Adds `n` to slot `i` locally. */
+  add(i: number, n: number): void {
+    this.#acc[i] += n;
+    this.#dirty = true;
+  }
+
+  /** Publishes the local sums and zeroes them. */
+  flush(): void {
+    if (!this.#dirty) return;
+    const acc = this.#acc;
+    for (let i = 0; i < acc.length; i++) {
+      if (acc[i] !== 0) {
+        this.shared.addAt(i, acc[i]);
+        acc[i] = 0;
+      }
+    }
+    this.#dirty = false;
+  }
+}

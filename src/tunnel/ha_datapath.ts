@@ -1,0 +1,108 @@
+/**
+ * The home agent's data path (RFC 6275 §10.4.1 "Intercepting Packets for a Mobile Node",
+ * §10.4.5 "Handling Reverse Tunneled Packets"; RFC 2473 IPv6-in-IPv6 encapsulation).
+ *
+ * The HA daemon creates a tun device (IFF_TUN | IFF_NO_PI), routes each registered HoA/128
+ * into it and sets its MTU to the home-link MTU − 40, so that the kernel itself answers
+ * correspondents with ICMPv6 Packet Too Big for packets that would not fit the tunnel
+ * (RFC 2473 §7, RFC 4443 §3.2): the data path never sees them. Two Workers then move packets:
+ * tun → raw IPPROTO_IPV6 socket (to the CoA) and raw socket → tun, in batches.
+ *
+ * @module
+ */
+
+import { SharedCounters } from "./counters.ts";
+import { MAX_PACKET, StopSignal, TunnelSocket } from "./io.ts";
+import type { HaWorkerInit } from "./ha_worker.ts";
+import { TunnelTable } from "./table.ts";
+import { WorkerHandle } from "./worker_host.ts";
+
+/** A running data path. */
+export interface Datapath {
+  /** Wakes the Workers (eventfd), joins them, closes what the data path opened. Idempotent. */
+  stop(): Promise<void>;
+  /** The counters' current values. */
+  counters(): Record<string, number>;
+  /**
+   * Resolves when every Worker has ended: null after `stop()`, or the first error of a Worker
+   * that died on its own (e.g. the tun fd went away). Never rejects.
+   */
+  readonly done: Promise<string | null>;
+}
+
+/** Options of {@linkcode startHaDatapath}. */
+export interface HaDatapathOptions {
+  /** An IFF_TUN | IFF_NO_PI device the HA daemon created; the kernel routes HoA/128 into it. */
+  tunFd: number;
+  /** The home agent address: outer source of tunnelled packets, outer destination of reverse ones. */
+  haAddress: string;
+  /** HoA → CoA. */
+  table: TunnelTable;
+  counters: SharedCounters;
+  /** The home-link MTU (the tun's MTU is this − 40; set by the daemon). */
+  mtu: number;
+  /** Messages per recvmmsg/sendmmsg batch (default 64). */
+  batch?: number;
+}
+
+/**
+ * Starts the two home agent Workers: tun → tunnel (inner destination a registered HoA → sent
+ * to its CoA, else `tunnel_tx_no_binding`) and tunnel → tun (outer source = the CoA bound to
+ * the inner source HoA, else `tunnel_unknown` / `tunnel_spoofed`, never forwarded).
+ * The tun fd is switched to O_NONBLOCK; it stays open (it belongs to the daemon).
+ * @throws {ErrnoError} when the raw socket cannot be opened or bound to `haAddress`.
+ */
+export async function startHaDatapath(opts: HaDatapathOptions): Promise<Datapath> {
+  if (!Number.isInteger(opts.mtu) || opts.mtu < 1280 + 40) {
+    throw new RangeError(`home-link MTU must be >= 1320 (tunnel MTU >= 1280), got ${opts.mtu}`);
+  }
+  const socket = TunnelSocket.open({ bind: opts.haAddress, hopLimit: 64 });
+  const stopper = new StopSignal();
+  const workers: WorkerHandle[] = [];
+  const base = {
+    tunFd: opts.tunFd,
+    sockFd: socket.fd,
+    stopFd: stopper.fd,
+    stopFlag: stopper.flag,
+    table: opts.table.buffer,
+    counters: opts.counters.share(),
+    batch: opts.batch ?? 64,
+    // Reverse-tunnelled packets may arrive reassembled up to 64 KiB; the tun side never
+    // carries more than its MTU, but one buffer size keeps the ring simple.
+    capacity: MAX_PACKET,
+  };
+  const url = new URL("./ha_worker.ts", import.meta.url);
+  let stopping: Promise<void> | undefined;
+  const shutdown = async (): Promise<string | null> => {
+    stopper.signal();
+    const errors = await Promise.all(workers.map((w) => w.join()));
+    stopper.close();
+    socket.close();
+    return errors.find((e) => e !== null) ?? null;
+  };
+  try {
+    for (const role of ["rx", "tx"] as const) {
+      const init: HaWorkerInit = { ...base, role };
+      workers.push(await WorkerHandle.start(url, `kagemusha-ha-${role}`, init));
+    }
+  } catch (e) {
+    await shutdown();
+    throw e;
+  }
+  let finalError: string | null = null;
+  const done = Promise.race(workers.map((w) => w.stopped)).then(async (first) => {
+    // One Worker ended: if not asked to, stop the other too.
+    if (stopping === undefined) finalError = first;
+    stopping ??= shutdown().then(() => {});
+    await stopping;
+    return finalError;
+  });
+  return {
+    stop() {
+      stopping ??= shutdown().then(() => {});
+      return stopping;
+    },
+    counters: () => opts.counters.snapshot(),
+    done,
+  };
+}

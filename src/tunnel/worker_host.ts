@@ -1,0 +1,78 @@
+/**
+ * Main-thread side of the data-path Workers: start one with its init message, wait until it is
+ * ready (or failed to set up), and join it after the stop signal.
+ *
+ * Protocol: main → Worker one `init` message; Worker → main `{ type: "ready" }` once its loop
+ * is about to start, or `{ type: "stopped", error }` when setup fails or the loop ends.
+ *
+ * @module
+ */
+
+/** Messages a data-path Worker posts. */
+export type WorkerReport =
+  | { type: "ready" }
+  | { type: "stopped"; error?: string };
+
+/** A running data-path Worker. */
+export class WorkerHandle {
+  /** Resolves when the Worker reported `stopped` (or died): the error text, or null. */
+  readonly stopped: Promise<string | null>;
+  readonly #worker: Worker;
+  #terminated = false;
+
+  private constructor(worker: Worker, stopped: Promise<string | null>) {
+    this.#worker = worker;
+    this.stopped = stopped;
+  }
+
+  /**
+   * Starts the Worker module `url` named `name` and posts it `init`; resolves once it reports
+   * ready, rejects with its error when setup fails.
+   */
+  static start(url: URL, name: string, init: unknown): Promise<WorkerHandle> {
+    const worker = new Worker(url.href, { type: "module", name });
+    let onReady!: () => void;
+    const ready = new Promise<void>((r) => onReady = r);
+    const stopped = new Promise<string | null>((resolve) => {
+      worker.onmessage = (e: MessageEvent<WorkerReport>) => {
+        if (e.data.type === "ready") onReady();
+        else if (e.data.type === "stopped") resolve(e.data.error ?? null);
+      };
+      worker.onerror = (e: ErrorEvent) => {
+        e.preventDefault();
+        resolve(`${name}: ${e.message}`);
+      };
+    });
+    worker.postMessage(init);
+    const handle = new WorkerHandle(worker, stopped);
+    return Promise.race([
+      ready.then(() => handle),
+      stopped.then((err) => {
+        handle.terminate();
+        throw new Error(`${name} failed to start: ${err ?? "stopped"}`);
+      }),
+    ]);
+  }
+
+  /** Waits up to `ms` for the Worker's `stopped`, then terminates it. Returns its error. */
+  async join(ms = 5000): Promise<string | null> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<string>((r) => {
+      timer = setTimeout(() => r("did not stop in time"), ms);
+    });
+    try {
+      return await Promise.race([this.stopped, timeout]);
+    } finally {
+      clearTimeout(timer);
+      this.terminate();
+    }
+  }
+
+  /** Terminates the Worker; idempotent. */
+  terminate(): void {
+    if (!this.#terminated) {
+      this.#terminated = true;
+      this.#worker.terminate();
+    }
+  }
+}
