@@ -19,24 +19,11 @@ import { parseIpv6 } from "../../ffi/structs.ts";
 import { needs } from "../helpers/env.ts";
 import { Lab, type Netns } from "../helpers/netns.ts";
 import { inNetns } from "./in_netns.ts";
+import { checksum, concat, linkInfo } from "./packets.ts";
 
 const COA = "2001:db8:3000::3";
 const HA = "2001:db8:3000::1";
 const HOA = "2001:db8:2000::10";
-
-/** RFC 4443 §2.3 / RFC 8200 §8.1 upper-layer checksum with a pseudo-header. */
-function checksum(src: string, dst: string, nh: number, data: Uint8Array): number {
-  const pseudo = new Uint8Array(40 + data.length + (data.length & 1));
-  pseudo.set(parseIpv6(src), 0);
-  pseudo.set(parseIpv6(dst), 16);
-  new DataView(pseudo.buffer).setUint32(32, data.length);
-  pseudo[39] = nh;
-  pseudo.set(data, 40);
-  let sum = 0;
-  for (let i = 0; i < pseudo.length; i += 2) sum += (pseudo[i] << 8) | pseudo[i + 1];
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return ~sum & 0xffff;
-}
 
 /** Binding Update (RFC 6275 §6.1.7), A|H, seq 7, lifetime 100 (×4 s), with an Alternate CoA. */
 function bindingUpdate(): Uint8Array {
@@ -90,18 +77,6 @@ function bindingAck(): Uint8Array {
   return m;
 }
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) out.set(p, o), o += p.length;
-  return out;
-}
-
-async function ifindex(ns: Netns, dev: string): Promise<number> {
-  const r = await ns.exec(["ip", "-j", "link", "show", dev]);
-  return JSON.parse(r.stdout)[0].ifindex;
-}
-
 async function twoHosts(lab: Lab): Promise<{ mn: Netns; ha: Netns }> {
   const mn = await lab.netns("mn");
   const ha = await lab.netns("ha");
@@ -144,7 +119,7 @@ Deno.test({
     const info = await recvOne(rx, buf);
     assert.equal(info.src, COA);
     assert.equal(info.dst, HA);
-    assert.equal(info.ifindex, await ifindex(ha, "eth0"));
+    assert.equal(info.ifindex, (await linkInfo(ha, "eth0")).ifindex);
     assert.equal(info.hopLimit, 61);
     assert.equal(info.truncated, false);
     // the data starts at the Destination Options header, next header = MH
@@ -190,7 +165,7 @@ Deno.test({
     const info = await recvOne(rx, buf);
     assert.equal(info.src, HA);
     assert.equal(info.dst, COA);
-    assert.equal(info.ifindex, await ifindex(mn, "eth0"));
+    assert.equal(info.ifindex, (await linkInfo(mn, "eth0")).ifindex);
     assert.deepEqual(buf.subarray(0, info.length), concat(rh, ba));
 
     // sendmsg with IPV6_RTHDR type 2 is refused by a kernel without MIP6

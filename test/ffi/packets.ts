@@ -1,0 +1,74 @@
+/**
+ * Small hand-built packet helpers for the ffi/ namespace tests (they must not
+ * depend on src/wire: these tests check the FFI layer on its own).
+ *
+ * @module
+ */
+
+import { parseIpv6 } from "../../ffi/structs.ts";
+import type { Netns } from "../helpers/netns.ts";
+
+/** RFC 8200 §8.1 upper-layer checksum over the IPv6 pseudo-header and `data`. */
+export function checksum(src: string, dst: string, nh: number, data: Uint8Array): number {
+  const pseudo = new Uint8Array(40 + data.length + (data.length & 1));
+  pseudo.set(parseIpv6(src), 0);
+  pseudo.set(parseIpv6(dst), 16);
+  new DataView(pseudo.buffer).setUint32(32, data.length);
+  pseudo[39] = nh;
+  pseudo.set(data, 40);
+  let sum = 0;
+  for (let i = 0; i < pseudo.length; i += 2) sum += (pseudo[i] << 8) | pseudo[i + 1];
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return ~sum & 0xffff;
+}
+
+/** Concatenates byte arrays. */
+export function concat(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) out.set(p, o), o += p.length;
+  return out;
+}
+
+/** A fixed 40-byte IPv6 header (RFC 8200 §3). */
+export function ipv6Header(
+  src: string,
+  dst: string,
+  nextHeader: number,
+  payloadLength: number,
+  hopLimit = 64,
+): Uint8Array<ArrayBuffer> {
+  const h = new Uint8Array(40);
+  const dv = new DataView(h.buffer);
+  dv.setUint32(0, 0x60000000);
+  dv.setUint16(4, payloadLength);
+  h[6] = nextHeader;
+  h[7] = hopLimit;
+  h.set(parseIpv6(src), 8);
+  h.set(parseIpv6(dst), 24);
+  return h;
+}
+
+/** An Ethernet II frame, padded to the 60-byte minimum. */
+export function ethernetFrame(
+  dst: Uint8Array,
+  src: Uint8Array,
+  etherType: number,
+  payload: Uint8Array,
+): Uint8Array<ArrayBuffer> {
+  const f = new Uint8Array(Math.max(60, 14 + payload.length));
+  f.set(dst, 0);
+  f.set(src, 6);
+  f[12] = etherType >> 8;
+  f[13] = etherType & 0xff;
+  f.set(payload, 14);
+  return f;
+}
+
+/** `ip -j [-s] link show dev` inside `ns`, parsed. */
+// deno-lint-ignore no-explicit-any
+export async function linkInfo(ns: Netns, dev: string, stats = false): Promise<any> {
+  const args = ["ip", "-j", ...(stats ? ["-s"] : []), "link", "show", "dev", dev];
+  const r = await ns.exec(args);
+  return JSON.parse(r.stdout)[0];
+}
