@@ -12,7 +12,7 @@
  */
 
 import { SharedCounters } from "./counters.ts";
-import { MAX_PACKET, StopSignal, TunnelSocket } from "./io.ts";
+import { DEFAULT_BATCH, MAX_PACKET, openTunnelSocket, StopSignal } from "./io.ts";
 import type { HaWorkerInit } from "./ha_worker.ts";
 import { TunnelTable } from "./table.ts";
 import { WorkerHandle } from "./worker_host.ts";
@@ -56,7 +56,7 @@ export async function startHaDatapath(opts: HaDatapathOptions): Promise<Datapath
   if (!Number.isInteger(opts.mtu) || opts.mtu < 1280 + 40) {
     throw new RangeError(`home-link MTU must be >= 1320 (tunnel MTU >= 1280), got ${opts.mtu}`);
   }
-  const socket = TunnelSocket.open({ bind: opts.haAddress, hopLimit: 64 });
+  const socket = openTunnelSocket({ bind: opts.haAddress });
   const stopper = new StopSignal();
   const workers: WorkerHandle[] = [];
   const base = {
@@ -66,7 +66,7 @@ export async function startHaDatapath(opts: HaDatapathOptions): Promise<Datapath
     stopFlag: stopper.flag,
     table: opts.table.buffer,
     counters: opts.counters.share(),
-    batch: opts.batch ?? 64,
+    batch: opts.batch ?? DEFAULT_BATCH,
     // Reverse-tunnelled packets may arrive reassembled up to 64 KiB; the tun side never
     // carries more than its MTU, but one buffer size keeps the ring simple.
     capacity: MAX_PACKET,

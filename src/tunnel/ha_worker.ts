@@ -11,12 +11,14 @@
  */
 
 import { libc } from "../../ffi/libc.ts";
-import { MSG_DONTWAIT, MSG_TRUNC, POLLERR, POLLNVAL } from "../../ffi/constants.ts";
+import { POLLERR } from "../../ffi/constants.ts";
+import { Poller } from "../../ffi/poll.ts";
+import { RecvRing, SendRing } from "../../ffi/raw_socket.ts";
 import { CounterBatch, SharedCounters, type SharedCountersInit } from "./counters.ts";
 import {
+  HEADROOM,
   ipv6PacketLength,
-  MsgRing,
-  Poller,
+  recvNow,
   sendAll,
   type SendFailures,
   setNonblocking,
@@ -57,16 +59,20 @@ function setup(init: HaWorkerInit): { loop(): void; close(): void } {
   const waitData = (): boolean => {
     poller.wait(-1);
     if (poller.revents(1) !== 0) return false;
-    const rv = poller.revents(0);
-    if (rv & (POLLERR | POLLNVAL)) {
-      throw new Error(`fd ${dataFd}: poll revents 0x${rv.toString(16)}`);
+    // A tun whose device is gone polls POLLERR for ever. (A socket's pending error is
+    // consumed by the next recvmmsg instead.)
+    if (init.role === "tx" && (poller.revents(0) & POLLERR)) {
+      throw new Error(`tun fd ${tunFd}: POLLERR (device gone?)`);
     }
     return true;
   };
 
   if (init.role === "tx") {
     setNonblocking(tunFd);
-    const ring = new MsgRing({ count: B, capacity: cap, names: "perSlot" });
+    const ring = new SendRing(B, cap, { headroom: HEADROOM });
+    const data = ring.buffers.map((b) => b.subarray(HEADROOM));
+    const lengths = new Int32Array(B);
+    for (let i = 0; i < B; i++) ring.setDst(i, new Uint8Array(16)); // family, namelen
     const TX_PACKETS = c.slot("tunnel_tx_packets");
     const TX_BYTES = c.slot("tunnel_tx_bytes");
     const NO_BINDING = c.slot("tunnel_tx_no_binding");
@@ -83,7 +89,7 @@ function setup(init: HaWorkerInit): { loop(): void; close(): void } {
           let reads = 0;
           let bytes = 0;
           while (reads < B) {
-            const buf = ring.data[n];
+            const buf = data[n];
             const r = Number(lib.read(tunFd, buf, capBig));
             if (r < 0) break; // EAGAIN: drained (a real error shows up in poll's revents)
             reads++;
@@ -97,14 +103,15 @@ function setup(init: HaWorkerInit): { loop(): void; close(): void } {
               c.add(NO_BINDING, 1);
               continue;
             }
-            table.copyOuter(slot, ring.names, ring.nameAddr(n));
+            table.copyOuter(slot, ring.addrs[n], 0);
             ring.setLength(n, len);
+            lengths[n] = len;
             bytes += len;
             n++;
           }
           more = reads === B;
           if (n > 0) {
-            sendAll(sockFd, ring, n, fail);
+            sendAll(sockFd, ring, n, lengths, fail);
             c.add(TX_PACKETS, n - fail.packets);
             c.add(TX_BYTES, bytes - fail.bytes);
             if (fail.packets > 0) c.add(TX_ERRORS, fail.packets);
@@ -118,7 +125,8 @@ function setup(init: HaWorkerInit): { loop(): void; close(): void } {
     };
   }
 
-  const ring = new MsgRing({ count: B, capacity: cap, names: "perSlot" });
+  const ring = new RecvRing(B, cap, { headroom: HEADROOM });
+  const data = ring.buffers.map((b) => b.subarray(HEADROOM));
   const RX_PACKETS = c.slot("tunnel_rx_packets");
   const RX_BYTES = c.slot("tunnel_rx_bytes");
   const UNKNOWN = c.slot("tunnel_unknown");
@@ -132,18 +140,18 @@ function setup(init: HaWorkerInit): { loop(): void; close(): void } {
       while (Atomics.load(stop, 0) === 0) {
         if (!more && !waitData()) break;
         table.refresh();
-        const n = lib.recvmmsg(sockFd, ring.vec, B, MSG_DONTWAIT, null);
-        if (n <= 0) {
+        const n = recvNow(sockFd, ring);
+        if (n === 0) {
           more = false;
           continue;
         }
         for (let k = 0; k < n; k++) {
-          const buf = ring.data[k];
-          if (ring.flags(k) & MSG_TRUNC) {
+          const buf = data[k];
+          if (ring.truncated(k)) {
             c.add(TRUNCATED, 1);
             continue;
           }
-          const len = ipv6PacketLength(buf, ring.received(k));
+          const len = ipv6PacketLength(buf, ring.length(k));
           if (len < 0) {
             c.add(MALFORMED, 1);
             continue;
@@ -154,7 +162,7 @@ function setup(init: HaWorkerInit): { loop(): void; close(): void } {
             c.add(UNKNOWN, 1);
             continue;
           }
-          if (!table.outerIs(slot, ring.names, ring.nameAddr(k))) {
+          if (!table.outerIs(slot, ring.addrs[k], 0)) {
             c.add(SPOOFED, 1);
             continue;
           }
@@ -165,7 +173,6 @@ function setup(init: HaWorkerInit): { loop(): void; close(): void } {
           c.add(RX_PACKETS, 1);
           c.add(RX_BYTES, len);
         }
-        ring.resetRecv(n);
         c.add(RX_BATCHES, 1);
         c.flush();
         more = n === B;
