@@ -127,7 +127,7 @@ Deno.test("addr: formatIPv6 agrees with the WHATWG URL serializer, parse inverts
         assert.equal(`[${text}]`, new URL(`http://[${text}]/`).hostname);
       }
     }),
-    { numRuns: 30_000 },
+    { numRuns: 50_000 },
   );
 });
 
@@ -146,6 +146,6 @@ Deno.test("addr: tryParseIPv6 never throws and agrees with URL on what is an add
       assert.equal(b !== null, url !== null, s);
       if (b !== null) assert.deepEqual(tryParseIPv6(url!.slice(1, -1)), b);
     }),
-    { numRuns: 30_000 },
+    { numRuns: 50_000 },
   );
 });

@@ -108,6 +108,6 @@ Deno.test("checksum: sums split anywhere even, and a stored checksum verifies to
         assert.equal(upperLayerChecksum(src, dst, 58, msg), 0);
       },
     ),
-    { numRuns: 20_000 },
+    { numRuns: 100_000 },
   );
 });

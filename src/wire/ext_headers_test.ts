@@ -272,7 +272,7 @@ Deno.test("ext_headers: DestOpts emit -> parse is identity; HAO always at 8n+6",
         if (o.code === 0xc9) assert.equal(o.offset % 8, 6);
       }
     }),
-    { numRuns: 20_000 },
+    { numRuns: 30_000 },
   );
 });
 
@@ -282,7 +282,7 @@ Deno.test("ext_headers: RH2 emit -> parse is identity", () => {
       const b = emitted(repr, () => ROUTING_TYPE2_LEN, emitRoutingType2);
       assert.deepEqual(parseRoutingHeader(b), { ok: true, value: { repr, length: 24 } });
     }),
-    { numRuns: 10_000 },
+    { numRuns: 20_000 },
   );
 });
 
@@ -342,7 +342,7 @@ Deno.test("ext_headers: walk over emitted chains finds what was put in", () => {
       assert.equal(r.value.homeAddress, c.hao);
       assert.deepEqual(r.value.rh2?.homeAddress, c.rh2?.homeAddress);
     }),
-    { numRuns: 10_000 },
+    { numRuns: 20_000 },
   );
 });
 
@@ -355,34 +355,33 @@ Deno.test("ext_headers: random and mutated bytes never throw", () => {
     if (b.length > 1) b[1] %= 4;
     return b;
   };
-  const runs = 15_000;
   fc.assert(
     fc.property(
       randomBytes(64).map(headerLike),
       (b) => void parseNoThrow("dest_opts", parseDestOpts, b),
     ),
-    { numRuns: runs },
+    { numRuns: 35_000 },
   );
   fc.assert(
     fc.property(
       mutated(arbDestOpts.map(emitD)),
       (b) => void parseNoThrow("dest_opts", parseDestOpts, b),
     ),
-    { numRuns: runs },
+    { numRuns: 35_000 },
   );
   fc.assert(
     fc.property(
       randomBytes(48).map(headerLike),
       (b) => void parseNoThrow("routing", parseRoutingHeader, b),
     ),
-    { numRuns: 10_000 },
+    { numRuns: 40_000 },
   );
   fc.assert(
     fc.property(
       mutated(arbRoutingType2.map((r) => emitted(r, () => 24, emitRoutingType2))),
       (b) => void parseNoThrow("routing", parseRoutingHeader, b),
     ),
-    { numRuns: 10_000 },
+    { numRuns: 40_000 },
   );
   const chainBytes = arbChain.map((c) => {
     const { first, bytes } = emitChain(c);
@@ -395,10 +394,10 @@ Deno.test("ext_headers: random and mutated bytes never throw", () => {
       ),
       (b) => void parseNoThrow("ext_chain", walkFirstByte, b),
     ),
-    { numRuns: runs },
+    { numRuns: 40_000 },
   );
   fc.assert(
     fc.property(mutated(chainBytes), (b) => void parseNoThrow("ext_chain", walkFirstByte, b)),
-    { numRuns: runs },
+    { numRuns: 40_000 },
   );
 });
