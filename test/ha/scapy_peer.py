@@ -283,8 +283,12 @@ class Peer:
         target = r["target"]
         t = socket.inet_pton(socket.AF_INET6, target)
         group = "ff02::1:ff%02x:%02x%02x" % (t[13], t[14], t[15])
-        pkt = (IPv6(src=r["src"], dst=group, hlim=255) / ICMPv6ND_NS(tgt=target)
-               / ICMPv6NDOptSrcLLAddr(lladdr=r["src_mac"]))
+        if r.get("dad"):
+            # a DAD probe (RFC 4862 section 5.4.2): from ::, no source link-layer option
+            pkt = IPv6(src="::", dst=group, hlim=255) / ICMPv6ND_NS(tgt=target)
+        else:
+            pkt = (IPv6(src=r["src"], dst=group, hlim=255) / ICMPv6ND_NS(tgt=target)
+                   / ICMPv6NDOptSrcLLAddr(lladdr=r["src_mac"]))
         sock = self.l2(r["iface"])
         try:
             t0 = time.monotonic()

@@ -1,0 +1,116 @@
+/**
+ * Proxy Neighbor Discovery by `kagemusha ha` (RFC 6275 §10.4.1), observed from a third
+ * namespace on the home link with scapy: the unsolicited NA (O=1, all-nodes, HA's MAC) on
+ * registration, NS for the HoA answered with the HA's MAC, and neither after deregistration.
+ */
+
+import assert from "node:assert/strict";
+import { needs, PYTHON } from "../helpers/env.ts";
+import { Lab } from "../helpers/netns.ts";
+import { CN, COA, HA, haStatus, haTopology, HOA, kernelState, startHa } from "./ha_lab.ts";
+import { ScapyPeer } from "./peer.ts";
+
+const ignore = needs(["ip", PYTHON], { root: true });
+
+interface Na {
+  src: string;
+  dst: string;
+  hlim?: number;
+  target?: string;
+  R: number;
+  S: number;
+  O: number;
+  tlla: string | null;
+  eth_src: string;
+  latency_ms?: number;
+}
+
+Deno.test({
+  name: "ha e2e: proxy ND seen from the home link (unsolicited NA, NS answered, both stop)",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await using lab = new Lab();
+    const t = await haTopology(lab);
+    const [ha, mn, cn] = await Promise.all([
+      startHa(t, ["--dad", "optimistic"]),
+      ScapyPeer.start(t.mn),
+      ScapyPeer.start(t.cn),
+    ]);
+    await using _mn = mn;
+    await using _cn = cn;
+    const bu = (seq: number, lifetime: number) =>
+      mn.request<{ reply: { status: number } | null }>("bu", {
+        iface: "eth0",
+        coa: COA,
+        ha: HA,
+        hoa: HOA,
+        alt_coa: COA,
+        seq,
+        lifetime,
+      });
+    const ns = () =>
+      cn.request<{ na: Na | null }>("ns", {
+        iface: "eth0",
+        src: CN,
+        src_mac: t.cnMac,
+        target: HOA,
+        timeout: 1.5,
+      });
+
+    // Before registration nobody answers for the HoA.
+    assert.equal((await ns()).na, null);
+
+    await cn.request("capture_start", { name: "reg", iface: "eth0" });
+    assert.equal((await bu(1, 30)).reply?.status, 0);
+    await new Promise((r) => setTimeout(r, 300));
+    const reg = await cn.request<{ na: Na[] }>("capture_stop", { name: "reg" });
+    const unsolicited = reg.na.filter((n) => n.target === HOA);
+    assert.equal(unsolicited.length, 1, JSON.stringify(reg.na));
+    const u = unsolicited[0];
+    assert.equal(u.dst, "ff02::1");
+    assert.equal(u.hlim, 255);
+    assert.equal(u.O, 1, "override flag");
+    assert.equal(u.S, 0, "not solicited");
+    assert.equal(u.tlla, t.haMac);
+    assert.equal(u.eth_src, t.haMac);
+    assert.match(u.src, /^fe80::/);
+
+    // Address resolution for the HoA: answered by the HA's kernel proxy, with the HA's MAC.
+    const answer = (await ns()).na;
+    assert.ok(answer, `no NA for ${HOA}\n${ha.stderr}`);
+    assert.equal(answer.tlla, t.haMac);
+    assert.equal(answer.S, 1);
+    assert.equal(answer.O, 0, "a proxy answer does not override (RFC 4861 §7.2.8)");
+    assert.equal(answer.dst, CN);
+    console.log(`proxy NA latency (NS→NA): ${answer.latency_ms?.toFixed(1)} ms`);
+
+    // Another node's DAD probe for the HoA is defended too (NA to all-nodes), once the HA's
+    // own optimistic DAD window is over.
+    await new Promise((r) => setTimeout(r, 1000));
+    const defended = (await cn.request<{ na: Na | null }>("ns", {
+      iface: "eth0",
+      src: "::",
+      src_mac: t.cnMac,
+      target: HOA,
+      dad: true,
+      timeout: 1.5,
+    })).na;
+    assert.ok(defended, "DAD probe for a registered HoA must be answered");
+    assert.equal(defended.dst, "ff02::1");
+    assert.equal(defended.tlla, t.haMac);
+    assert.equal((await haStatus(t)).bindings.length, 1, "binding survives the probe");
+
+    // Deregister: the proxy stops, and no more unsolicited NAs for the HoA.
+    await cn.request("capture_start", { name: "after", iface: "eth0" });
+    assert.equal((await bu(2, 0)).reply?.status, 0);
+    assert.equal((await ns()).na, null, "NS for a deregistered HoA must go unanswered");
+    const after = await cn.request<{ na: Na[] }>("capture_stop", { name: "after" });
+    assert.deepEqual(after.na.filter((n) => n.target === HOA), []);
+    assert.deepEqual((await kernelState(t.ha)).proxies, []);
+
+    assert.equal((await ha.stop()).code, 0, ha.stderr);
+    await Deno.remove(t.dir, { recursive: true });
+  },
+});
