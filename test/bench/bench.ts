@@ -5,7 +5,7 @@
  * ```sh
  * deno run -A test/bench/bench.ts [--json FILE] [--only direct,openvpn,kagemusha,memory,signaling]
  *   [--iperf-seconds 5] [--pings 500] [--ping-interval-ms 5] [--hoas 10000] [--window 128]
- *   [--vms 100]
+ *   [--vms 100] [--signaling-deadline-s 30]
  * ```
  *
  * Sections, in this order (one failing does not stop the others):
@@ -55,13 +55,15 @@ const { values: args } = parseArgs({
     hoas: { type: "string", default: "10000" },
     window: { type: "string", default: "128" },
     vms: { type: "string", default: "100" },
+    "signaling-deadline-s": { type: "string", default: "30" },
     help: { type: "boolean", short: "h" },
   },
 });
 if (args.help) {
   console.log(
     "usage: deno run -A test/bench/bench.ts [--json FILE] [--only " + SECTIONS.join(",") +
-      "] [--iperf-seconds N] [--pings N] [--ping-interval-ms N] [--hoas N] [--window N] [--vms N]",
+      "] [--iperf-seconds N] [--pings N] [--ping-interval-ms N] [--hoas N] [--window N] [--vms N]" +
+      " [--signaling-deadline-s N]",
   );
   Deno.exit(0);
 }
@@ -80,6 +82,7 @@ const PING_MS = Number(args["ping-interval-ms"]);
 const HOAS = Number(args.hoas);
 const WINDOW = Number(args.window);
 const VMS = Number(args.vms);
+const SIG_DEADLINE_S = Number(args["signaling-deadline-s"]);
 
 /** Addresses the bench adds to the reference topology. */
 const BENCH = {
@@ -415,10 +418,17 @@ async function sectionKagemusha(
     const mn = t.startMobileNode("hostB", ["--log-level", "warning"]);
     await waitRegistered(t.controlPath("hostB"), 1, 20_000, mn);
     const mnPid = await resolveExecPid(mn.child.pid);
+    await new Promise((r) => setTimeout(r, 1000));
+    const idle = readMemory(mnPid);
     const procs = [{ name: "mn", pid: mnPid }, { name: "ha", pid: haPid }];
     const res = await measurePath(label, t.vm, ADDR.cn, procs);
     const mem = readMemory(mnPid);
-    memory.oneVm = { ...mem, note: "the throughput run's daemon, after iperf3 and ping" };
+    memory.oneVm = {
+      ...mem,
+      idleVmRssKb: idle.vmRssKb,
+      note: "the throughput run's daemon: idle = 1 s after registration; now/peak = after " +
+        "iperf3 and ping",
+    };
     await mn.stop();
     return res;
   } catch (e) {
@@ -490,6 +500,8 @@ async function sectionSignaling(t: Topology, k: Kgm, sig: SignalingResult): Prom
         String(seq),
         "--phase",
         phase,
+        "--deadline-s",
+        String(SIG_DEADLINE_S),
       ], { allowFail: true });
       const after = sample([{ name: "ha", pid: haPid }]);
       if (out.code !== 0) throw new Error(`bu_load ${phase} exited ${out.code}: ${out.stderr}`);

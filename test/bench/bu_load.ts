@@ -13,7 +13,10 @@
  * ```
  *
  * BUs are sent whole (IPv6 header included) on an IPPROTO_RAW socket. A BU unanswered after
- * `--timeout-ms` is sent again with the next sequence number.
+ * `--timeout-ms` is sent again with the next sequence number, the timeout doubling each time
+ * as a mobile node's would (RFC 6275 §11.8: InitialBindackTimeoutFirstReg 1.5 s, then ×2). A
+ * BA answering any of the sequence numbers sent for a home address completes it. The phase
+ * ends when every home address is answered or after `--deadline-s`.
  *
  * @module
  */
@@ -36,8 +39,8 @@ const { values: a } = parseArgs({
     window: { type: "string", default: "128" },
     seq: { type: "string", default: "100" },
     lifetime: { type: "string", default: "600" },
-    "timeout-ms": { type: "string", default: "1000" },
-    "deadline-s": { type: "string", default: "60" },
+    "timeout-ms": { type: "string", default: "1500" },
+    "deadline-s": { type: "string", default: "30" },
     phase: { type: "string", default: "first" },
   },
 });
@@ -73,10 +76,11 @@ const seq = new Uint16Array(count).fill(seq0 & 0xffff);
 const sentAt = new Float64Array(count);
 const state = new Uint8Array(count); // 0 not sent, 1 outstanding, 2 answered
 const retried = new Uint8Array(count);
-// outstanding BUs in send order, with the send time that identifies the entry
-const qIdx: number[] = [];
-const qAt: number[] = [];
-let qHead = 0;
+const timeout = new Float64Array(count).fill(timeoutMs);
+// the outstanding BUs (at most `window`): a dense list scanned for timeouts every 10 ms
+const live = new Int32Array(window);
+const liveAt = new Int32Array(count).fill(-1);
+let lastScan = 0;
 const latencies: number[] = [];
 const statuses: Record<string, number> = {};
 let next = 0, outstanding = 0, completed = 0, accepted = 0, retransmits = 0, maxWindow = 0;
@@ -90,31 +94,22 @@ for (;;) {
     tx.sendRaw(packets[i], ha);
     sentAt[i] = now;
     state[i] = 1;
-    qIdx.push(i);
-    qAt.push(now);
-    outstanding++;
+    live[outstanding] = i;
+    liveAt[i] = outstanding++;
   }
   if (outstanding > maxWindow) maxWindow = outstanding;
-  while (qHead < qIdx.length) {
-    const i = qIdx[qHead];
-    if (state[i] !== 1 || sentAt[i] !== qAt[qHead]) {
-      qHead++;
-      continue;
+  if (now - lastScan >= 10) {
+    lastScan = now;
+    for (let k = 0; k < outstanding; k++) {
+      const i = live[k];
+      if (now - sentAt[i] < timeout[i]) continue;
+      seq[i] = (seq[i] + 1) & 0xffff;
+      timeout[i] = Math.min(timeout[i] * 2, 32_000);
+      tx.sendRaw(build(i, seq[i]), ha);
+      retransmits++;
+      retried[i] = 1;
+      sentAt[i] = now;
     }
-    if (now - sentAt[i] < timeoutMs) break;
-    seq[i] = (seq[i] + 1) & 0xffff;
-    tx.sendRaw(build(i, seq[i]), ha);
-    retransmits++;
-    retried[i] = 1;
-    sentAt[i] = now;
-    qIdx.push(i);
-    qAt.push(now);
-    qHead++;
-  }
-  if (qHead > 65536) {
-    qIdx.splice(0, qHead);
-    qAt.splice(0, qHead);
-    qHead = 0;
   }
   if (completed === count || now - t0 > deadlineMs) break;
   if (poller.wait(outstanding > 0 ? 5 : 0) === 0) continue;
@@ -124,10 +119,17 @@ for (;;) {
     const p = peekBindingAck(ring.buffers[k], ring.length(k), base);
     if (p === null || p.index >= count || state[p.index] !== 1) continue;
     const i = p.index;
-    // status 135 carries the HA's last accepted sequence number, not ours
-    if (p.sequence !== seq[i] && p.status !== 135) continue;
+    // any sequence number sent for this HoA completes it; status 135 carries the HA's last
+    // accepted sequence number, not ours
+    if (((p.sequence - seq0) & 0xffff) > ((seq[i] - seq0) & 0xffff) && p.status !== 135) {
+      continue;
+    }
     state[i] = 2;
-    outstanding--;
+    // remove i from the live list: move the last entry into its place
+    const at = liveAt[i], last = live[--outstanding];
+    live[at] = last;
+    liveAt[last] = at;
+    liveAt[i] = -1;
     completed++;
     if (p.status < 128) accepted++;
     statuses[p.status] = (statuses[p.status] ?? 0) + 1;

@@ -57,7 +57,7 @@ export interface PathResult {
 
 /** `kagemusha mn` memory with 1 and 100 VMs. */
 export interface MemoryResult {
-  oneVm?: { vmRssKb: number; vmHwmKb: number; note: string };
+  oneVm?: { idleVmRssKb: number; vmRssKb: number; vmHwmKb: number; note: string };
   hundredVms?: {
     vms: number;
     registered: number;
@@ -206,10 +206,12 @@ export function evaluateTargets(
     out.push(judge(
       `HA signaling, ${p.name === "first" ? "first registrations" : "refreshes"}`,
       "≥ 10 000 BU/BA per s",
-      p.completed === p.count ? p.rate : undefined,
+      p.completed > 0 ? p.rate : undefined,
       10_000,
       "atLeast",
-      (x) => `${Math.round(x).toLocaleString("en-US")} /s`,
+      (x) =>
+        `${Math.round(x).toLocaleString("en-US")} /s` +
+        (p.completed < p.count ? ` (only ${p.completed}/${p.count} answered in time)` : ""),
     ));
   }
   if ((res.signaling.phases ?? []).length === 0) {
@@ -296,11 +298,17 @@ export function markdown(res: BenchResult): string {
     "",
   );
   const m = res.memory;
-  out.push(table(["kagemusha mn", "RSS now", "peak RSS"], [
-    ["1 VM (after the throughput runs)", fmtMiB(m.oneVm?.vmRssKb), fmtMiB(m.oneVm?.vmHwmKb)],
+  out.push(table(["kagemusha mn", "RSS, registered and idle", "RSS after traffic", "peak RSS"], [
+    [
+      "1 VM",
+      fmtMiB(m.oneVm?.idleVmRssKb),
+      fmtMiB(m.oneVm?.vmRssKb),
+      fmtMiB(m.oneVm?.vmHwmKb),
+    ],
     [
       `${m.hundredVms?.vms ?? 100} VMs (${m.hundredVms?.registered ?? 0} registered)`,
       fmtMiB(m.hundredVms?.vmRssKb),
+      "–",
       fmtMiB(m.hundredVms?.vmHwmKb),
     ],
   ]));
