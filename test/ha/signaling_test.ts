@@ -6,8 +6,18 @@
 
 import assert from "node:assert/strict";
 import { needs, PYTHON } from "../helpers/env.ts";
-import { Lab } from "../helpers/netns.ts";
-import { COA, HA, haStatus, haTopology, HOA, kernelState, startHa, TUN } from "./ha_lab.ts";
+import { Lab, run } from "../helpers/netns.ts";
+import {
+  type BindingJson,
+  COA,
+  HA,
+  haStatus,
+  haTopology,
+  HOA,
+  kernelState,
+  startHa,
+  TUN,
+} from "./ha_lab.ts";
 import { ScapyPeer } from "./peer.ts";
 
 const ignore = needs(["ip", PYTHON], { root: true });
@@ -129,6 +139,26 @@ Deno.test({
     assert.equal(st.counters.be_sent, 1);
     assert.equal((st.counters.rx_checksum ?? 0) - (before.counters.rx_checksum ?? 0), 1);
     assert.match(ha.stderr, /checksum field checksum/);
+
+    // The same through the CLI: `kagemusha status --control PATH --json`.
+    const cli = await run([
+      Deno.execPath(),
+      "run",
+      "-A",
+      new URL("../../mod.ts", import.meta.url).pathname,
+      "status",
+      "--control",
+      t.control,
+      "--json",
+    ]);
+    const js = JSON.parse(cli.stdout);
+    assert.equal(js.role, "ha");
+    assert.deepEqual(
+      js.bindings.map((x: BindingJson) => [x.homeAddress, x.careOfAddress, x.sequence]),
+      [[HOA, COA, 1001]],
+    );
+    assert.equal(typeof js.bindings[0].lifetimeRemaining, "number");
+    assert.equal(js.counters.ba_status_135, 3);
 
     const k = await kernelState(t.ha);
     assert.deepEqual(k.hoaRoutes.map((r) => [r.dst, r.dev]), [[HOA, TUN]]);

@@ -1,0 +1,149 @@
+/**
+ * Binding lifetimes and process lifetime of `kagemusha ha`: expiry removes the binding and its
+ * kernel state on time; a restart with the state directory kept re-installs live bindings so
+ * forwarding continues without a refresh (and the sequence number is remembered); SIGTERM
+ * leaves no route, proxy entry, tun device or control socket behind (checked with `ip -j`).
+ */
+
+import assert from "node:assert/strict";
+import { needs, PYTHON } from "../helpers/env.ts";
+import { Lab } from "../helpers/netns.ts";
+import {
+  COA,
+  eventually,
+  exists,
+  HA,
+  haStatus,
+  type HaTopology,
+  haTopology,
+  HOA,
+  kernelState,
+  startHa,
+  TUN,
+} from "./ha_lab.ts";
+import { ScapyPeer } from "./peer.ts";
+
+const ignore = needs(["ip", "ping", PYTHON], { root: true });
+
+function bu(mn: ScapyPeer, seq: number, lifetime: number) {
+  return mn.request<{ reply: { status: number; seq: number; lifetime: number } | null }>("bu", {
+    iface: "eth0",
+    coa: COA,
+    ha: HA,
+    hoa: HOA,
+    alt_coa: COA,
+    seq,
+    lifetime,
+  });
+}
+
+async function assertClean(t: HaTopology, what: string): Promise<void> {
+  const k = await kernelState(t.ha);
+  assert.deepEqual(k.hoaRoutes, [], `${what}: routes left`);
+  assert.deepEqual(k.proxies, [], `${what}: proxy entries left`);
+  assert.ok(!k.links.includes(TUN), `${what}: ${TUN} left`);
+  assert.equal(await exists(t.control), false, `${what}: control socket left`);
+  // sysctls the HA changed are back to what they were (a fresh namespace: 0)
+  for (const key of ["net.ipv6.conf.home0.proxy_ndp", "net.ipv6.conf.all.forwarding"]) {
+    const v = (await t.ha.exec(["sysctl", "-n", key])).stdout.trim();
+    assert.equal(v, "0", `${what}: ${key} = ${v}`);
+  }
+}
+
+Deno.test({
+  name: "ha e2e: a binding expires on time and its kernel state goes with it",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await using lab = new Lab();
+    const t = await haTopology(lab);
+    const [ha, mn] = await Promise.all([
+      startHa(t, ["--dad", "optimistic", "--max-lifetime", "4"]),
+      ScapyPeer.start(t.mn),
+    ]);
+    await using _mn = mn;
+    const t0 = Date.now();
+    const r = await bu(mn, 9, 100);
+    assert.equal(r.reply?.status, 0);
+    assert.equal(r.reply?.lifetime, 1, "clamped to one 4-second unit");
+    assert.equal((await kernelState(t.ha)).hoaRoutes.length, 1);
+    const gone = await eventually(async () => (await haStatus(t)).bindings.length === 0, 8000);
+    const elapsed = Date.now() - t0;
+    assert.ok(gone, "binding did not expire");
+    assert.ok(elapsed >= 3900, `expired after ${elapsed} ms, granted 4 s`);
+    console.log(`binding granted 4 s expired after ${elapsed} ms`);
+    const k = await kernelState(t.ha);
+    assert.deepEqual(k.hoaRoutes, []);
+    assert.deepEqual(k.proxies, []);
+    assert.equal((await haStatus(t)).counters.bindings_expired, 1);
+    assert.match(ha.stderr, /expired/);
+    // after expiry the sequence number is forgotten: any sequence is a new registration
+    assert.equal((await bu(mn, 1, 1)).reply?.status, 0);
+    assert.equal((await ha.stop()).code, 0, ha.stderr);
+    await assertClean(t, "after SIGTERM");
+    await Deno.remove(t.dir, { recursive: true });
+  },
+});
+
+Deno.test({
+  name: "ha e2e: restart keeps forwarding from saved state; SIGTERM/SIGINT leave nothing behind",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await using lab = new Lab();
+    const t = await haTopology(lab);
+    const [ha1, mn] = await Promise.all([
+      startHa(t, ["--dad", "optimistic", "--max-lifetime", "120"]),
+      ScapyPeer.start(t.mn),
+    ]);
+    await using _mn = mn;
+    assert.equal((await bu(mn, 700, 30)).reply?.status, 0);
+    const k1 = await kernelState(t.ha);
+    assert.deepEqual(k1.hoaRoutes.map((r) => [r.dst, r.dev]), [[HOA, TUN]]);
+    assert.ok(k1.links.includes(TUN));
+
+    // SIGTERM: exit 0, every kernel object removed, the binding cache kept on disk.
+    const st1 = await ha1.stop("SIGTERM");
+    assert.equal(st1.code, 0, ha1.stderr);
+    await assertClean(t, "after SIGTERM");
+    const saved = JSON.parse(await Deno.readTextFile(`${t.stateDir}/ha-bindings.json`));
+    assert.deepEqual(
+      saved.bindings.map((b: { homeAddress: string; careOf: string; sequence: number }) => [
+        b.homeAddress,
+        b.careOf,
+        b.sequence,
+      ]),
+      [[HOA, COA, 700]],
+    );
+
+    // Restart: the binding is back without any BU, and packets flow through the tunnel.
+    const ha2 = await startHa(t, ["--dad", "optimistic", "--max-lifetime", "120"]);
+    assert.match(ha2.stderr, /restored 2001:db8:2000::10/);
+    const st = await haStatus(t);
+    assert.equal(st.bindings.length, 1);
+    assert.equal(st.bindings[0].sequence, 700);
+    assert.equal(st.bindings[0].careOfAddress, COA);
+    assert.ok(st.bindings[0].lifetimeRemaining > 20 && st.bindings[0].lifetimeRemaining <= 120);
+    await mn.request("responder_start", { name: "echo", iface: "eth0", coa: COA, ha: HA });
+    const ping = await t.cn.exec(["ping", "-6", "-n", "-c", "3", "-i", "0.2", "-W", "2", HOA], {
+      allowFail: true,
+    });
+    const tun = await mn.request<{ requests: unknown[]; replies: number }>("responder_stop", {
+      name: "echo",
+    });
+    assert.equal(ping.code, 0, `${ping.stdout}\n${ha2.stderr}`);
+    assert.equal(tun.replies, 3);
+    // the restored sequence number is enforced
+    const stale = await bu(mn, 700, 30);
+    assert.equal(stale.reply?.status, 135);
+    assert.equal(stale.reply?.seq, 700);
+
+    // SIGINT works the same way.
+    const st2 = await ha2.stop("SIGINT");
+    assert.equal(st2.code, 0, ha2.stderr);
+    await assertClean(t, "after SIGINT");
+    await Deno.remove(t.dir, { recursive: true });
+  },
+});
