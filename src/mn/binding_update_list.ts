@@ -87,9 +87,15 @@ export type BulEvent =
   | { type: "handover"; careOf?: string; sequence?: number }
   /**
    * Deregister (lifetime 0). `atHome`: the VM is back on its home link (§11.5.4): the BU's
-   * care-of address is the home address and it is sent from the home address.
+   * care-of address is the home address and it is sent from the home address. `sequence`
+   * continues a sequence handed over by the host the VM came from.
    */
-  | { type: "deregister"; atHome?: boolean };
+  | { type: "deregister"; atHome?: boolean; sequence?: number }
+  /**
+   * Stop without signaling: the VM left this host and the next host now owns the binding
+   * (after an `export`). No BU is sent, timers stop, the state becomes `deregistered`.
+   */
+  | { type: "release"; reason?: string };
 
 /** What the wiring must do. */
 export type BulAction =
@@ -311,7 +317,16 @@ export class BindingUpdateListEntry {
       case "handover":
         this.#onHandover(event, now, out);
         break;
+      case "release":
+        this.#stopAttempt();
+        this.#dereg = false;
+        this.#refreshAt = null;
+        this.#bindingExpiresAt = null;
+        this.#deregGiveUpAt = null;
+        this.#setState("deregistered", event.reason ?? "released to the next host", now, out);
+        break;
       case "deregister":
+        if (event.sequence !== undefined) this.#takeSequence(event.sequence);
         this.#atHome = event.atHome === true;
         if (this.#atHome) this.#careOf = this.homeAddress;
         this.#dereg = true;
@@ -667,14 +682,16 @@ export class BindingUpdateListEntry {
     });
   }
 
+  /** A sequence handed over by the previous host: a binding exists at the HA; only forward. */
+  #takeSequence(sequence: number): void {
+    const s = sequence & 0xffff;
+    this.#hadBinding = true;
+    if (seqGreater(s, this.#lastSeq)) this.#lastSeq = s;
+  }
+
   #onHandover(e: Extract<BulEvent, { type: "handover" }>, now: number, out: BulAction[]): void {
     if (e.careOf !== undefined) this.#careOf = e.careOf;
-    if (e.sequence !== undefined) {
-      const s = e.sequence & 0xffff;
-      // A sequence handed over by the previous host: a binding exists at the HA.
-      this.#hadBinding = true;
-      if (seqGreater(s, this.#lastSeq)) this.#lastSeq = s;
-    }
+    if (e.sequence !== undefined) this.#takeSequence(e.sequence);
     this.#atHome = false;
     this.#dereg = false;
     this.#deregGiveUpAt = null;

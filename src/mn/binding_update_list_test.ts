@@ -368,3 +368,21 @@ Deno.test("Binding Error status 1 → register again; forged BE ignored", () => 
   assert.equal(h.entry.counters.beIgnored, 1);
   assert.equal(h.entry.counters.beReceived, 2);
 });
+
+Deno.test("release: no BU, timers stop, deregistered; BAs afterwards are strays", () => {
+  const h = new Harness();
+  h.send({ type: "start" });
+  h.ba(0, 42);
+  const out = h.send({ type: "release" });
+  assert.ok(!out.some((a) => a.type === "sendBu"));
+  assert.equal(h.entry.state, "deregistered");
+  assert.equal(h.entry.nextDeadline(), null);
+  h.advance(1_000_000);
+  assert.equal(h.bus().length, 1);
+  h.ba(0, 42);
+  assert.equal(h.entry.state, "deregistered");
+  // Returning home on the next host continues the handed-over sequence.
+  const h2 = new Harness({ lastSequence: 7 });
+  h2.send({ type: "deregister", atHome: true, sequence: h.entry.sequence });
+  assert.equal(h2.lastBu().sequence, 43);
+});

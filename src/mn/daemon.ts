@@ -1,0 +1,680 @@
+/**
+ * `kagemusha mn`: the guest-transparent mobile node (RFC 6275 client side, run on the host on
+ * behalf of each VM). Wiring only: the protocol lives in the sans-I/O
+ * {@linkcode BindingUpdateListEntry} and {@linkcode handleVmFrame}; this module owns the
+ * devices, sockets, timer and control socket, and undoes what it created on exit.
+ *
+ * Per VM: a tap device (its own MAC never the router MAC: a Linux bridge keeps frames for a
+ * port's own MAC), enslaved to `bridge` (created when missing, removed on exit only then), a
+ * binding update list entry whose sequence number is persisted in `stateDir`, and a slot in
+ * the data path (`startMnDatapath`, Workers), active while the VM is away from home and its
+ * binding is in flight or registered.
+ *
+ * Moves, as the control socket sees them:
+ * - `handover {careOf?, sequence? | bindings?}`: the guest resumed on this host: re-send the BU
+ *   at once (care-of re-read from the interface unless given or configured), continuing the
+ *   sequence handed over; unsolicited NA (router, R=1 O=1) and RA are written to the tap so
+ *   the guest's neighbour cache points at the router MAC at once. When the care-of address is
+ *   inside the VM's home prefix the VM is home: see "returning home" below.
+ * - `export {release?}`: the VM left: returns `{bindings: [{homeAddress, sequence}]}` for the
+ *   next host and (unless `release: false`) stops this host's binding without signaling, so
+ *   that its refreshes never steal the binding back from the next host.
+ * - `deregister {homeAddress?}`: BU with lifetime 0 from the current care-of address.
+ *
+ * Returning home (RFC 6275 §11.5.4), exactly: the VM's data path slot is deactivated and its
+ * tap set down (on the home host the tap may share a bridge with the real home link and must
+ * not answer Neighbor Discovery there); a deregistration BU (lifetime 0, care-of = HoA in the
+ * Alternate Care-of Address option, A and H set) is sent from the HoA to the HA as a whole
+ * packet through an IPPROTO_RAW socket, retransmitted with backoff; the BA, addressed to the
+ * HoA and so to the VM's MAC, is caught by a promiscuous packet socket on `--interface`; then
+ * (or when the deregistration gives up) a Neighbor Advertisement for the HoA (R=0 S=0 O=1,
+ * TLLA and Ethernet source = the VM's MAC, to ff02::1 / 33:33:00:00:00:01) is sent three
+ * times, one second apart (MAX_NEIGHBOR_ADVERTISEMENT, RFC 4861 §7.2.6), on that interface,
+ * so that neighbours stop sending to the HA's proxy-ND MAC.
+ *
+ * @module
+ */
+
+import { Rtnetlink, writeSysctl } from "../../ffi/netlink.ts";
+import { IFA_F } from "../../ffi/netlink.ts";
+import { TunTapDevice } from "../../ffi/tap.ts";
+import type { MnConfig, VmConfig } from "../config/schema.ts";
+import { ControlServer } from "../control/server.ts";
+import { Cleanup, waitForShutdown } from "../daemon/lifecycle.ts";
+import { logger, RateLimiter } from "../log.ts";
+import { StateStore } from "../state/store.ts";
+import { SharedCounters } from "../tunnel/counters.ts";
+import { canonicalIPv6, inPrefix, tryParseIPv6 } from "../wire/addr.ts";
+import {
+  BindingUpdateListEntry,
+  type BulAction,
+  type BulEvent,
+  type BulState,
+} from "./binding_update_list.ts";
+import {
+  buildHomeAddressNa,
+  buildUnsolicitedRa,
+  buildUnsolicitedRouterNa,
+  makePseudoHomeContext,
+  type PseudoHomeContext,
+} from "./pseudo_home.ts";
+import { MnSignaling, type Received } from "./signaling.ts";
+
+const log = logger("mn");
+
+/** Seconds `--deregister-on-exit` waits for the BAs before cleaning up anyway. */
+export const DEREGISTER_ON_EXIT_WAIT_MS = 4000;
+
+/** The data path as the daemon uses it (src/tunnel/mn_datapath.ts). */
+export interface MnDatapathHandle {
+  setActive(vmIndex: number, on: boolean): void;
+  setCareOf(addr: string): void;
+  setHomeAgent(addr: string): void;
+  stop(): Promise<void>;
+  counters(): Record<string, number>;
+}
+
+/** Options of the data path (src/tunnel/mn_datapath.ts `startMnDatapath`). */
+export interface MnDatapathOptions {
+  vms: Array<{
+    tapFd: number;
+    homeAddress: string;
+    prefixLength: number;
+    vmMac: string;
+    routerMac: string;
+    routerLl: string;
+  }>;
+  careOf: string;
+  homeAgent: string;
+  counters: SharedCounters;
+  linkMtu: number;
+}
+
+async function defaultStartDatapath(opts: MnDatapathOptions): Promise<MnDatapathHandle> {
+  // TODO(mn): static import once src/tunnel/mn_datapath.ts has landed.
+  const spec = "../tunnel/mn_datapath.ts";
+  const mod = await import(spec) as {
+    startMnDatapath(o: MnDatapathOptions): Promise<MnDatapathHandle>;
+  };
+  return await mod.startMnDatapath(opts);
+}
+
+/** One VM served by the daemon. */
+interface VmRuntime {
+  index: number;
+  vm: VmConfig;
+  ctx: PseudoHomeContext;
+  entry: BindingUpdateListEntry;
+  tap: TunTapDevice;
+  stateName: string;
+  /** The VM is on its home link (this host is its home host, or it came back). */
+  home: boolean;
+  active: boolean;
+  /** Home-address NAs still to send after returning home. */
+  homeNaTimer: ReturnType<typeof setTimeout> | undefined;
+  lastEventAt: Record<string, number>;
+}
+
+/** The state-file name of a VM's binding (keyed by its home address). */
+export function stateNameFor(homeAddress: string): string {
+  return `binding-${canonicalIPv6(homeAddress).replaceAll(":", "_")}`;
+}
+
+/** The first usable global address of `ifname` (not tentative, DAD-failed; non-deprecated first). */
+export function pickCareOf(
+  addrs: Array<{ address: string; scope: string; flags: number }>,
+): string | null {
+  const usable = addrs.filter((a) =>
+    a.scope === "global" && (a.flags & (IFA_F.TENTATIVE | IFA_F.DADFAILED)) === 0
+  );
+  const fresh = usable.filter((a) => (a.flags & IFA_F.DEPRECATED) === 0);
+  return (fresh[0] ?? usable[0])?.address ?? null;
+}
+
+function randomMac(): string {
+  const b = crypto.getRandomValues(new Uint8Array(6));
+  b[0] = (b[0] & 0xfe) | 0x02;
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(":");
+}
+
+function isRecord(x: unknown): x is Record<string, unknown> {
+  return typeof x === "object" && x !== null && !Array.isArray(x);
+}
+
+/**
+ * Runs the mobile node until SIGTERM/SIGINT; resolves with the exit code (0 after a clean
+ * shutdown). Setup failures are logged and give 1, after undoing what was already created.
+ */
+export async function runMobileNode(
+  config: MnConfig,
+  deps: { startDatapath?: (o: MnDatapathOptions) => Promise<MnDatapathHandle> } = {},
+): Promise<number> {
+  const cleanup = new Cleanup();
+  const shutdown = waitForShutdown();
+  let daemon: MnDaemon | undefined;
+  try {
+    daemon = await MnDaemon.start(config, cleanup, deps.startDatapath ?? defaultStartDatapath);
+  } catch (e) {
+    log.error("mobile node setup failed: {error}", { error: (e as Error).message });
+    await cleanup.runAll();
+    return 1;
+  }
+  const sig = await Promise.race([shutdown, daemon.fatal]);
+  log.info("shutting down ({why})", { why: sig });
+  await daemon.shutdown();
+  const failed = await cleanup.runAll();
+  return failed.length === 0 && sig !== "datapath" ? 0 : 1;
+}
+
+class MnDaemon {
+  readonly vms: VmRuntime[] = [];
+  readonly rl = new RateLimiter();
+  readonly store: StateStore;
+  careOf = "";
+  signaling!: MnSignaling;
+  datapath!: MnDatapathHandle;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #stopped = false;
+  #fatal!: (why: string) => void;
+  readonly fatal: Promise<string> = new Promise((r) => this.#fatal = r);
+  readonly startedAt = performance.now();
+
+  private constructor(readonly config: MnConfig, readonly cleanup: Cleanup) {
+    this.store = new StateStore(config.stateDir);
+  }
+
+  static async start(
+    config: MnConfig,
+    cleanup: Cleanup,
+    startDatapath: (o: MnDatapathOptions) => Promise<MnDatapathHandle>,
+  ): Promise<MnDaemon> {
+    const d = new MnDaemon(config, cleanup);
+    await d.#setup(startDatapath);
+    return d;
+  }
+
+  now(): number {
+    return performance.now();
+  }
+
+  async #setup(startDatapath: (o: MnDatapathOptions) => Promise<MnDatapathHandle>) {
+    const c = this.config;
+    const rtnl = Rtnetlink.open();
+    this.cleanup.defer("close rtnetlink", () => rtnl.close());
+    const link = rtnl.getLink(c.interface);
+    this.careOf = c.careOf ?? await this.#detectCareOf(rtnl, link.index, 5000);
+    log.info("care-of address {coa} on {iface} (MTU {mtu})", {
+      coa: this.careOf,
+      iface: c.interface,
+      mtu: link.mtu,
+    });
+
+    const bridgesCreated = new Set<string>();
+    for (const [index, vm] of c.vms.entries()) {
+      const ctx = makePseudoHomeContext(vm, link.mtu - 40);
+      if (vm.bridge !== undefined && !bridgesCreated.has(vm.bridge)) {
+        const exists = rtnl.getLinks().some((l) => l.name === vm.bridge);
+        if (!exists) {
+          rtnl.createBridge(vm.bridge);
+          bridgesCreated.add(vm.bridge);
+          const br = vm.bridge;
+          this.cleanup.defer(`delete bridge ${br}`, () => rtnl.deleteLink(br));
+          // The host itself takes no part in the pseudo home link.
+          writeSysctl(`net/ipv6/conf/${br}/disable_ipv6`, 1);
+          rtnl.setLinkUp(br, true);
+          log.info("created bridge {bridge}", { bridge: br });
+        }
+      }
+      const tap = TunTapDevice.open(vm.tap, { mode: "tap" });
+      this.cleanup.defer(`remove tap ${vm.tap}`, () => tap.close());
+      writeSysctl(`net/ipv6/conf/${tap.name}/disable_ipv6`, 1);
+      const tapMac = tap.getMac();
+      if (tapMac === vm.routerMac || tapMac === vm.vmMac) tap.setMac(randomMac());
+      if (vm.bridge !== undefined) rtnl.setMaster(tap.name, vm.bridge);
+      const stateName = stateNameFor(vm.homeAddress);
+      const stored = this.store.read(stateName);
+      let lastSequence: number;
+      if (isRecord(stored) && Number.isInteger(stored.sequence)) {
+        lastSequence = (stored.sequence as number) & 0xffff;
+        log.info("{hoa}: continuing sequence {seq} from {dir}", {
+          hoa: vm.homeAddress,
+          seq: lastSequence,
+          dir: c.stateDir,
+        });
+      } else {
+        lastSequence = crypto.getRandomValues(new Uint16Array(1))[0];
+      }
+      const entry = new BindingUpdateListEntry({
+        homeAddress: vm.homeAddress,
+        homeAgent: c.homeAgent,
+        careOf: this.careOf,
+        lifetime: c.lifetime,
+        lastSequence,
+      });
+      const home = inPrefix(this.careOf, vm.homeAddress, vm.prefixLength);
+      tap.setUp(!home);
+      this.vms.push({
+        index,
+        vm,
+        ctx,
+        entry,
+        tap,
+        stateName,
+        home,
+        active: false,
+        homeNaTimer: undefined,
+        lastEventAt: {},
+      });
+    }
+
+    this.signaling = new MnSignaling(c.homeAgent, c.interface, (m) => this.#onReceived(m));
+    this.cleanup.defer("close signaling sockets", () => this.signaling.close());
+
+    const counters = new SharedCounters();
+    this.datapath = await startDatapath({
+      vms: this.vms.map((r) => ({
+        tapFd: r.tap.fd,
+        homeAddress: r.vm.homeAddress,
+        prefixLength: r.vm.prefixLength,
+        vmMac: r.vm.vmMac,
+        routerMac: r.vm.routerMac,
+        routerLl: r.vm.routerLl,
+      })),
+      careOf: this.careOf,
+      homeAgent: c.homeAgent,
+      counters,
+      linkMtu: link.mtu,
+    });
+    this.cleanup.defer("stop data path", () => this.datapath.stop());
+    const dp = this.datapath as MnDatapathHandle & { done?: Promise<string | null> };
+    dp.done?.then((err) => {
+      if (err !== null) {
+        log.error("data path stopped: {error}", { error: err });
+        this.#fatal("datapath");
+      }
+    });
+
+    const server = await ControlServer.listen(c.control, {
+      status: () => this.status(),
+      handover: (args) => this.handover(args),
+      export: (args) => this.export(args),
+      deregister: (args) => this.deregister(args),
+    });
+    this.cleanup.defer("close control socket", () => server.close());
+    this.cleanup.defer("stop timer", () => clearTimeout(this.#timer));
+
+    for (const r of this.vms) {
+      if (r.home) {
+        this.#event(r, { type: "release", reason: "at home: the VM is on its home link" });
+        log.info("{hoa}: care-of {coa} is inside the home prefix: VM at home, not registering", {
+          hoa: r.vm.homeAddress,
+          coa: this.careOf,
+        });
+      } else if (c.standby) {
+        this.#event(r, { type: "release", reason: "standby: waiting for handover" });
+      } else {
+        this.#event(r, { type: "start" });
+      }
+    }
+    log.info("mobile node ready: {n} VM(s), control {control}", {
+      n: this.vms.length,
+      control: c.control,
+    });
+  }
+
+  async #detectCareOf(rtnl: Rtnetlink, ifindex: number, waitMs: number): Promise<string> {
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const coa = pickCareOf(rtnl.getAddresses(ifindex));
+      if (coa !== null) return coa;
+      if (Date.now() > deadline) {
+        throw new Error(
+          `${this.config.interface} has no usable global IPv6 address; give --care-of`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  // ---- events and actions -------------------------------------------------------------
+
+  #event(r: VmRuntime, e: BulEvent): void {
+    const actions = r.entry.handle(e, this.now());
+    this.#apply(r, actions);
+    this.#arm();
+  }
+
+  #apply(r: VmRuntime, actions: BulAction[]): void {
+    for (const a of actions) {
+      switch (a.type) {
+        case "sendBu": {
+          const err = this.signaling.sendBu(a);
+          r.lastEventAt.buSent = Date.now();
+          if (err !== null) {
+            if (this.rl.allow(`send-${r.index}`, Date.now())) {
+              log.warning("{hoa}: sending BU seq {seq} failed: {error}", {
+                hoa: r.vm.homeAddress,
+                seq: a.bu.sequence,
+                error: err,
+              });
+            }
+          } else {
+            log.debug("{hoa}: BU seq {seq} lifetime {lt} care-of {coa}{home}", {
+              hoa: r.vm.homeAddress,
+              seq: a.bu.sequence,
+              lt: a.bu.lifetime * 4,
+              coa: a.careOf,
+              home: a.atHome ? " (from home)" : "",
+            });
+          }
+          break;
+        }
+        case "persistSequence":
+          try {
+            this.store.write(r.stateName, {
+              homeAddress: r.vm.homeAddress,
+              sequence: a.sequence,
+              updated: new Date().toISOString(),
+            });
+          } catch (e) {
+            if (this.rl.allow("persist", Date.now())) {
+              log.error("cannot persist sequence in {dir}: {error}", {
+                dir: this.config.stateDir,
+                error: (e as Error).message,
+              });
+            }
+          }
+          break;
+        case "state":
+          log.info("{hoa}: {from} -> {to}: {reason}", {
+            hoa: r.vm.homeAddress,
+            from: a.from,
+            to: a.to,
+            reason: a.reason,
+          });
+          this.#onState(r, a.from, a.to);
+          break;
+        case "log": {
+          const key = a.remote ?? "";
+          if (a.remote !== undefined && !this.rl.allow(`${r.index}-${key}`, Date.now())) break;
+          const sup = a.remote !== undefined ? this.rl.suppressed(`${r.index}-${key}`) : 0;
+          const msg = sup > 0 ? `${a.message} (${sup} similar suppressed)` : a.message;
+          log[a.level]("{hoa}: {msg}", { hoa: r.vm.homeAddress, msg });
+          break;
+        }
+      }
+    }
+  }
+
+  #onState(r: VmRuntime, from: BulState, to: BulState): void {
+    if (to === "registered") r.lastEventAt.registered = Date.now();
+    const active = !r.home && (to === "registering" || to === "registered" || to === "failed");
+    this.#setActive(r, active);
+    if (to === "registered" && from !== "registered" && !r.home) this.#announceRouter(r);
+    if (to === "deregistered" && r.home && from !== "deregistered") {
+      this.signaling.unwatchHome(r.vm.homeAddress);
+      this.#announceHome(r, 3);
+    }
+  }
+
+  #setActive(r: VmRuntime, on: boolean): void {
+    if (r.active === on) return;
+    r.active = on;
+    this.datapath.setActive(r.index, on);
+  }
+
+  /** Unsolicited router NA (R=1, O=1) and RA to the VM (RFC 4861 §7.2.6, §6.2.3). */
+  #announceRouter(r: VmRuntime): void {
+    const buf = new Uint8Array(256);
+    try {
+      r.tap.write(buf, buildUnsolicitedRouterNa(r.ctx, buf));
+      r.tap.write(buf, buildUnsolicitedRa(r.ctx, buf));
+    } catch (e) {
+      log.warning("{hoa}: writing the unsolicited NA/RA to {tap} failed: {error}", {
+        hoa: r.vm.homeAddress,
+        tap: r.vm.tap,
+        error: (e as Error).message,
+      });
+    }
+  }
+
+  /** NA for the HoA on the home link, `count` times 1 s apart (RFC 6275 §11.5.4). */
+  #announceHome(r: VmRuntime, count: number): void {
+    clearTimeout(r.homeNaTimer);
+    const buf = new Uint8Array(128);
+    const n = buildHomeAddressNa(r.ctx, buf);
+    const err = this.signaling.sendHomeFrame(buf, n);
+    if (err !== null) {
+      log.warning("{hoa}: home-address NA on {iface} failed: {error}", {
+        hoa: r.vm.homeAddress,
+        iface: this.config.interface,
+        error: err,
+      });
+    } else {
+      log.info("{hoa}: Neighbor Advertisement for the home address sent on {iface}", {
+        hoa: r.vm.homeAddress,
+        iface: this.config.interface,
+      });
+    }
+    if (count > 1 && r.home) {
+      r.homeNaTimer = setTimeout(() => this.#announceHome(r, count - 1), 1000);
+    }
+  }
+
+  #arm(): void {
+    clearTimeout(this.#timer);
+    if (this.#stopped) return;
+    let next: number | null = null;
+    for (const r of this.vms) {
+      const d = r.entry.nextDeadline();
+      if (d !== null && (next === null || d < next)) next = d;
+    }
+    if (next === null) return;
+    this.#timer = setTimeout(() => this.#onTimer(), Math.max(0, next - this.now()));
+  }
+
+  #onTimer(): void {
+    const now = this.now();
+    for (const r of this.vms) {
+      const d = r.entry.nextDeadline();
+      if (d !== null && d <= now) this.#apply(r, r.entry.handle({ type: "timer" }, now));
+    }
+    this.#arm();
+  }
+
+  #onReceived(m: Received): void {
+    const hoa = m.type === "be" ? m.be.homeAddress : (m.rh2HomeAddress ?? m.dst);
+    const r = this.vms.find((v) => v.vm.homeAddress === hoa);
+    if (r === undefined) {
+      if (this.rl.allow("unknown-hoa", Date.now())) {
+        log.info("{type} from {src} for {hoa}: not a VM of this daemon", {
+          type: m.type.toUpperCase(),
+          src: m.src,
+          hoa,
+        });
+      }
+      return;
+    }
+    if (m.type === "ba") r.lastEventAt.baReceived = Date.now();
+    this.#event(r, m);
+  }
+
+  // ---- control ---------------------------------------------------------------------------
+
+  #targets(args: Record<string, unknown>): VmRuntime[] {
+    if (args.homeAddress === undefined) return this.vms;
+    const want = tryParseIPv6(String(args.homeAddress));
+    if (want === null) throw new Error(`homeAddress: not an IPv6 address: ${args.homeAddress}`);
+    const hoa = canonicalIPv6(String(args.homeAddress));
+    const found = this.vms.filter((r) => r.vm.homeAddress === hoa);
+    if (found.length === 0) throw new Error(`no VM with home address ${hoa}`);
+    return found;
+  }
+
+  status(): unknown {
+    const now = this.now();
+    const totals: Record<string, number> = {};
+    for (const r of this.vms) {
+      for (const [k, v] of Object.entries(r.entry.counters)) totals[k] = (totals[k] ?? 0) + v;
+    }
+    return {
+      role: "mn",
+      careOfAddress: this.careOf,
+      homeAgent: this.config.homeAgent,
+      bindings: this.vms.map((r) => ({
+        ...r.entry.status(now),
+        name: r.vm.name,
+        tap: r.tap.name,
+        active: r.active,
+        home: r.home,
+        lastBuSent: r.lastEventAt.buSent ?? null,
+        lastBaReceived: r.lastEventAt.baReceived ?? null,
+        lastRegistered: r.lastEventAt.registered ?? null,
+        counters: r.entry.counters,
+        history: r.entry.history.slice(-8).map((h) => ({
+          ...h,
+          at: Math.round(h.at - this.startedAt),
+        })),
+      })),
+      counters: {
+        ...totals,
+        ...this.signaling.counters,
+        ...this.datapath.counters(),
+      },
+    };
+  }
+
+  async handover(raw: unknown): Promise<unknown> {
+    const args = raw === undefined || raw === null ? {} : raw;
+    if (!isRecord(args)) throw new Error("handover: arguments must be an object");
+    let careOf = this.careOf;
+    if (args.careOf !== undefined) {
+      if (tryParseIPv6(String(args.careOf)) === null) {
+        throw new Error(`careOf: not an IPv6 address: ${args.careOf}`);
+      }
+      careOf = canonicalIPv6(String(args.careOf));
+    } else if (this.config.careOf === undefined) {
+      const rtnl = Rtnetlink.open();
+      try {
+        careOf = await this.#detectCareOf(rtnl, rtnl.linkIndex(this.config.interface), 2000);
+      } finally {
+        rtnl.close();
+      }
+    }
+    const sequences = new Map<string, number>();
+    if (Array.isArray(args.bindings)) {
+      for (const b of args.bindings) {
+        if (isRecord(b) && typeof b.homeAddress === "string" && Number.isInteger(b.sequence)) {
+          sequences.set(canonicalIPv6(b.homeAddress), b.sequence as number);
+        }
+      }
+    }
+    if (args.sequence !== undefined && !Number.isInteger(args.sequence)) {
+      throw new Error(`sequence: not an integer: ${args.sequence}`);
+    }
+    const targets = this.#targets(args);
+    if (careOf !== this.careOf) {
+      this.careOf = careOf;
+      this.datapath.setCareOf(careOf);
+      log.info("care-of address is now {coa}", { coa: careOf });
+    }
+    for (const r of targets) {
+      const seq = sequences.get(r.vm.homeAddress) ??
+        (args.sequence as number | undefined);
+      if (inPrefix(careOf, r.vm.homeAddress, r.vm.prefixLength)) {
+        this.#returnHome(r, seq);
+      } else {
+        r.home = false;
+        clearTimeout(r.homeNaTimer);
+        this.signaling.unwatchHome(r.vm.homeAddress);
+        r.tap.setUp(true);
+        this.#event(
+          r,
+          seq === undefined ? { type: "handover", careOf } : {
+            type: "handover",
+            careOf,
+            sequence: seq,
+          },
+        );
+        // The guest just resumed here: point its neighbour cache at the router MAC now.
+        this.#setActive(r, true);
+        this.#announceRouter(r);
+      }
+    }
+    return this.status();
+  }
+
+  #returnHome(r: VmRuntime, sequence: number | undefined): void {
+    r.home = true;
+    this.#setActive(r, false);
+    r.tap.setUp(false);
+    log.info("{hoa}: back on the home link: deregistering from home (RFC 6275 §11.5.4)", {
+      hoa: r.vm.homeAddress,
+    });
+    this.#event(
+      r,
+      sequence === undefined ? { type: "deregister", atHome: true } : {
+        type: "deregister",
+        atHome: true,
+        sequence,
+      },
+    );
+  }
+
+  export(raw: unknown): unknown {
+    const args = raw === undefined || raw === null ? {} : raw;
+    if (!isRecord(args)) throw new Error("export: arguments must be an object");
+    const release = args.release !== false;
+    const targets = this.#targets(args);
+    const bindings = targets.map((r) => ({
+      homeAddress: r.vm.homeAddress,
+      sequence: r.entry.sequence,
+    }));
+    if (release) {
+      for (const r of targets) {
+        this.#event(r, { type: "release", reason: "exported: the VM left this host" });
+        this.#setActive(r, false);
+        r.tap.setUp(false);
+      }
+    }
+    return { bindings };
+  }
+
+  deregister(raw: unknown): unknown {
+    const args = raw === undefined || raw === null ? {} : raw;
+    if (!isRecord(args)) throw new Error("deregister: arguments must be an object");
+    for (const r of this.#targets(args)) {
+      if (r.home) continue;
+      this.#event(r, { type: "deregister" });
+    }
+    return this.status();
+  }
+
+  /** `--deregister-on-exit`, then stop timers (devices go with the cleanup stack). */
+  async shutdown(): Promise<void> {
+    if (this.config.deregisterOnExit) {
+      const busy = this.vms.filter((r) =>
+        !r.home && (r.entry.state === "registered" || r.entry.state === "registering" ||
+          r.entry.state === "failed")
+      );
+      for (const r of busy) this.#event(r, { type: "deregister" });
+      const deadline = Date.now() + DEREGISTER_ON_EXIT_WAIT_MS;
+      while (
+        Date.now() < deadline && busy.some((r) => r.entry.state === "deregistering")
+      ) {
+        await new Promise((res) => setTimeout(res, 50));
+      }
+      for (const r of busy) {
+        log.info("{hoa}: {state} at exit ({reason})", {
+          hoa: r.vm.homeAddress,
+          state: r.entry.state,
+          reason: r.entry.reason,
+        });
+      }
+    }
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    for (const r of this.vms) clearTimeout(r.homeNaTimer);
+  }
+}

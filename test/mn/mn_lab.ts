@@ -1,0 +1,235 @@
+/**
+ * A foreign host for `kagemusha mn` tests, in network namespaces:
+ *
+ * ```
+ *  guest ns (HoA 2001:db8:2000::10, MAC 52:54:00:00:00:10)
+ *     │ veth eth0 ── vmport, enslaved to the bridge the daemon creates (kgbr0)
+ *  hostB ns: eth0 2001:db8:3000::3/64 (the CoA), default via 2001:db8:3000::1
+ *     │ veth
+ *  ha ns: eth0 2001:db8:3000::1/64 and 2001:db8:2000::1/64 (the "home agent": scapy)
+ * ```
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { controlRequest } from "../../src/control/client.ts";
+import { Lab, type LabProcess, type Netns } from "../helpers/netns.ts";
+import { PYTHON } from "../helpers/env.ts";
+
+export const HOA = "2001:db8:2000::10";
+export const HA = "2001:db8:2000::1";
+export const COA = "2001:db8:3000::3";
+export const VM_MAC = "52:54:00:00:00:10";
+export const ROUTER_MAC = "02:aa:00:00:00:01";
+export const REPO = new URL("../../", import.meta.url).pathname;
+
+/** A binding as `status` reports it. */
+export interface BindingStatus {
+  homeAddress: string;
+  careOfAddress: string;
+  homeAgent: string;
+  state: string;
+  sequence: number;
+  lifetimeRemaining: number;
+  reason: string;
+  counters: Record<string, number>;
+}
+
+/** The topology plus helpers; `await using` it inside `await using lab`. */
+export class ForeignHost {
+  readonly dir: string;
+  readonly control: string;
+  readonly stateDir: string;
+  private constructor(
+    readonly lab: Lab,
+    readonly host: Netns,
+    readonly ha: Netns,
+    readonly guest: Netns | null,
+  ) {
+    this.dir = Deno.makeTempDirSync({ prefix: "kgm-mn-" });
+    this.control = `${this.dir}/mn.sock`;
+    this.stateDir = `${this.dir}/state`;
+  }
+
+  static async create(lab: Lab, opts: { guest?: boolean } = {}): Promise<ForeignHost> {
+    const host = await lab.netns("hb");
+    const ha = await lab.netns("ha");
+    await lab.veth(host, "eth0", ha, "eth0");
+    await host.ip("addr", "add", `${COA}/64`, "dev", "eth0", "nodad");
+    await host.ip("-6", "route", "add", "default", "via", "2001:db8:3000::1", "dev", "eth0");
+    await ha.ip("addr", "add", "2001:db8:3000::1/64", "dev", "eth0", "nodad");
+    await ha.ip("addr", "add", `${HA}/64`, "dev", "eth0", "nodad");
+    let guest: Netns | null = null;
+    if (opts.guest) {
+      guest = await lab.netns("vm");
+      await lab.veth(guest, "eth0", host, "vmport");
+      await guest.ip("link", "set", "eth0", "down");
+      await guest.ip("link", "set", "eth0", "address", VM_MAC);
+      // A guest that takes router advertisements but configures no SLAAC address, so its
+      // only global address is the HoA.
+      await guest.sysctl("net.ipv6.conf.eth0.accept_ra", 2);
+      await guest.sysctl("net.ipv6.conf.eth0.autoconf", 0);
+      await guest.sysctl("net.ipv6.conf.eth0.forwarding", 0);
+      await guest.ip("addr", "add", `${HOA}/64`, "dev", "eth0", "nodad");
+    }
+    return new ForeignHost(lab, host, ha, guest);
+  }
+
+  /** `kagemusha mn` in the host namespace with the standard arguments plus `extra`. */
+  startDaemon(extra: string[] = []): LabProcess {
+    return this.host.spawn([
+      Deno.execPath(),
+      "run",
+      "-A",
+      `${REPO}mod.ts`,
+      "mn",
+      "--interface",
+      "eth0",
+      "--home-agent",
+      HA,
+      "--home-address",
+      `${HOA}/64`,
+      "--vm-mac",
+      VM_MAC,
+      "--router-mac",
+      ROUTER_MAC,
+      "--tap",
+      "kgtap0",
+      "--bridge",
+      "kgbr0",
+      "--control",
+      this.control,
+      "--state-dir",
+      this.stateDir,
+      "--lifetime",
+      "60",
+      "--log-level",
+      "debug",
+      ...extra,
+    ]);
+  }
+
+  /** The scapy home agent in the ha namespace; resolves once it is sniffing. */
+  async startScapyHa(args: string[] = []): Promise<ScapyHa> {
+    const p = this.ha.spawn([
+      PYTHON,
+      `${REPO}test/mn/scapy_ha.py`,
+      "--iface",
+      "eth0",
+      "--ha",
+      HA,
+      ...args,
+    ]);
+    await p.waitFor('"event": "ready"', 20_000);
+    return new ScapyHa(p);
+  }
+
+  async status(): Promise<
+    { role: string; bindings: BindingStatus[]; counters: Record<string, number> }
+  > {
+    return await controlRequest(this.control, "status") as {
+      role: string;
+      bindings: BindingStatus[];
+      counters: Record<string, number>;
+    };
+  }
+
+  /** Polls `status` until `pred` holds for the first binding, or throws with the daemon's log. */
+  async waitBinding(
+    daemon: LabProcess,
+    pred: (b: BindingStatus) => boolean,
+    ms = 15_000,
+  ): Promise<BindingStatus> {
+    const deadline = Date.now() + ms;
+    let last: unknown = "no status yet";
+    while (Date.now() < deadline) {
+      try {
+        const s = await this.status();
+        last = s.bindings[0];
+        if (pred(s.bindings[0])) return s.bindings[0];
+      } catch (e) {
+        last = (e as Error).message;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(
+      `binding condition not met in ${ms} ms; last: ${JSON.stringify(last)}\n` +
+        `daemon stderr:\n${daemon.stderr}`,
+    );
+  }
+
+  async links(): Promise<string[]> {
+    const r = await this.host.exec(["ip", "-j", "link", "show"]);
+    return (JSON.parse(r.stdout) as Array<{ ifname: string }>).map((l) => l.ifname);
+  }
+
+  /** Enslaves the guest's veth peer to the daemon's bridge once it exists. */
+  async plugGuest(): Promise<void> {
+    const deadline = Date.now() + 10_000;
+    while (!(await this.links()).includes("kgbr0")) {
+      if (Date.now() > deadline) throw new Error("bridge kgbr0 never appeared");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await this.host.ip("link", "set", "vmport", "master", "kgbr0");
+    await this.host.ip("link", "set", "vmport", "up");
+    assert.ok(this.guest);
+    await this.guest.ip("link", "set", "eth0", "up");
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await Deno.remove(this.dir, { recursive: true }).catch(() => {});
+  }
+}
+
+/** JSON lines printed by scapy_ha.py. */
+export interface ScapyEvent {
+  event: string;
+  src?: string;
+  dst?: string;
+  hoa?: string;
+  seq?: number;
+  flags?: { A: boolean; H: boolean; L: boolean; K: boolean };
+  lifetime?: number;
+  altcoa?: string;
+  checksum_ok?: boolean;
+  status?: number;
+  /** Capture time of a BU (seconds since the epoch, scapy's clock). */
+  t?: number;
+  /** Test-side arrival time (ms since the epoch, when first seen). */
+  seenAt?: number;
+}
+
+/** The running scapy HA. */
+export class ScapyHa {
+  #seen = new Map<number, number>();
+  constructor(readonly proc: LabProcess) {}
+
+  /** Every event so far, with the time the test first saw each line. */
+  events(): ScapyEvent[] {
+    const lines = this.proc.stdout.split("\n").filter((l) => l.startsWith("{"));
+    return lines.map((l, i) => {
+      if (!this.#seen.has(i)) this.#seen.set(i, Date.now());
+      return { ...JSON.parse(l) as ScapyEvent, seenAt: this.#seen.get(i) };
+    });
+  }
+
+  bus(): ScapyEvent[] {
+    return this.events().filter((e) => e.event === "bu");
+  }
+
+  /** Waits until `n` events of `kind` were printed. */
+  async waitCount(kind: string, n: number, ms = 15_000): Promise<ScapyEvent[]> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const ev = this.events().filter((e) => e.event === kind);
+      if (ev.length >= n) return ev;
+      if (Date.now() > deadline) {
+        throw new Error(
+          `scapy HA: ${n} ${kind} not seen in ${ms} ms\n${this.proc.stdout}\n${this.proc.stderr}`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+}

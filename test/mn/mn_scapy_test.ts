@@ -1,0 +1,195 @@
+/**
+ * `kagemusha mn` against an independent home agent written with scapy (test/mn/scapy_ha.py),
+ * with tshark decoding the signaling captured on the foreign link.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { needs, PYTHON } from "../helpers/env.ts";
+import { Lab, run } from "../helpers/netns.ts";
+import { COA, ForeignHost, HA, HOA, REPO } from "./mn_lab.ts";
+
+const ignore = needs(["ip", "tshark", PYTHON], { root: true });
+
+/** tshark's fields of every MIPv6 packet in `pcap`, one object per packet. */
+async function tsharkMip6(pcap: string): Promise<Array<Record<string, string>>> {
+  const fields = [
+    "ipv6.src",
+    "ipv6.dst",
+    "mip6.mhtype",
+    "mip6.bu.seqnr",
+    "mip6.bu.a_flag",
+    "mip6.bu.h_flag",
+    "mip6.bu.l_flag",
+    "mip6.bu.k_flag",
+    "mip6.bu.lifetime",
+    "ipv6.opt.mipv6.home_address",
+    "mip6.acoa.acoa",
+    "mip6.ba.status",
+    "mip6.ba.seqnr",
+    "ipv6.routing.mipv6.home_address",
+  ];
+  const r = await run([
+    "tshark",
+    "-n",
+    "-r",
+    pcap,
+    "-Y",
+    "mipv6",
+    "-T",
+    "fields",
+    "-E",
+    "separator=|",
+    ...fields.flatMap((f) => ["-e", f]),
+  ]);
+  return r.stdout.trim().split("\n").filter(Boolean).map((line) => {
+    const v = line.split("|");
+    return Object.fromEntries(fields.map((f, i) => [f, v[i] ?? ""]));
+  });
+}
+
+Deno.test({
+  name: "mn registers with a scapy HA; tshark decodes BU (HAO, Alt-CoA, A H set, L K clear) and BA",
+  ignore,
+  async fn() {
+    await using lab = new Lab();
+    await using fh = await ForeignHost.create(lab);
+    const pcap = `${fh.dir}/foreign.pcap`;
+    const tshark = fh.host.spawn(["tshark", "-n", "-i", "eth0", "-w", pcap]);
+    await tshark.waitFor("Capturing on", 15_000);
+    const ha = await fh.startScapyHa();
+    const mn = fh.startDaemon();
+    const b = await fh.waitBinding(mn, (b) => b?.state === "registered");
+
+    // What the independent HA decoded by hand.
+    const [bu] = await ha.waitCount("bu", 1);
+    assert.equal(bu.src, COA);
+    assert.equal(bu.dst, HA);
+    assert.equal(bu.hoa, HOA);
+    assert.equal(bu.altcoa, COA);
+    assert.deepEqual(bu.flags, { A: true, H: true, L: false, K: false });
+    assert.equal(bu.lifetime, 15); // 60 s in 4 s units
+    assert.equal(bu.checksum_ok, true, "MH checksum over the HoA (RFC 6275 §6.1.1)");
+
+    // What the daemon reports.
+    assert.equal(b.homeAddress, HOA);
+    assert.equal(b.careOfAddress, COA);
+    assert.equal(b.homeAgent, HA);
+    assert.equal(b.sequence, bu.seq);
+    assert.ok(b.lifetimeRemaining > 50 && b.lifetimeRemaining <= 60, `${b.lifetimeRemaining}`);
+
+    // status --json through the CLI, as an operator runs it.
+    const cli = await fh.host.exec([
+      Deno.execPath(),
+      "run",
+      "-A",
+      `${REPO}mod.ts`,
+      "status",
+      "--control",
+      fh.control,
+      "--json",
+    ]);
+    const st = JSON.parse(cli.stdout);
+    assert.equal(st.role, "mn");
+    assert.equal(st.bindings[0].state, "registered");
+    for (
+      const k of ["homeAddress", "careOfAddress", "homeAgent", "sequence", "lifetimeRemaining"]
+    ) {
+      assert.ok(k in st.bindings[0], k);
+    }
+    assert.equal(st.counters.baAccepted, 1);
+    assert.equal(st.counters.bu_sent, 1);
+
+    // SIGTERM: exit 0, tap and the bridge it created are gone.
+    assert.ok((await fh.links()).includes("kgtap0"));
+    const code = await mn.stop("SIGTERM");
+    assert.equal(code.code, 0, mn.stderr);
+    const links = await fh.links();
+    assert.ok(!links.includes("kgtap0"), links.join(","));
+    assert.ok(!links.includes("kgbr0"), links.join(","));
+
+    await tshark.stop("SIGINT");
+    const pkts = await tsharkMip6(pcap);
+    const tbu = pkts.find((p) => p["mip6.mhtype"] === "5");
+    assert.ok(tbu, JSON.stringify(pkts));
+    assert.equal(tbu["ipv6.src"], COA);
+    assert.equal(tbu["ipv6.dst"], HA);
+    assert.equal(tbu["mip6.bu.seqnr"], String(bu.seq));
+    // tshark 4.0 prints booleans as 1/0 (older as True/False)
+    const on = (v: string) => v === "1" || v === "True";
+    assert.ok(on(tbu["mip6.bu.a_flag"]), "A");
+    assert.ok(on(tbu["mip6.bu.h_flag"]), "H");
+    assert.ok(!on(tbu["mip6.bu.l_flag"]), "L");
+    assert.ok(!on(tbu["mip6.bu.k_flag"]), "K");
+    assert.equal(tbu["mip6.bu.lifetime"], "15");
+    assert.equal(tbu["ipv6.opt.mipv6.home_address"], HOA);
+    assert.equal(tbu["mip6.acoa.acoa"], COA);
+    const tba = pkts.find((p) => p["mip6.mhtype"] === "6");
+    assert.ok(tba, JSON.stringify(pkts));
+    assert.equal(tba["mip6.ba.status"], "0");
+    assert.equal(tba["mip6.ba.seqnr"], String(bu.seq));
+    assert.equal(tba["ipv6.routing.mipv6.home_address"], HOA);
+  },
+});
+
+Deno.test({
+  name:
+    "mn: 1.5 s first retransmission, status 135 → BA seq + 1, BRR → BU, sequence persisted, deregister on exit",
+  ignore,
+  async fn() {
+    await using lab = new Lab();
+    await using fh = await ForeignHost.create(lab);
+    // Ignore the first BU; answer the second with 135 / "last accepted" 5000; then accept,
+    // and send a Binding Refresh Request 1 s after the registration.
+    const ha = await fh.startScapyHa([
+      "--silent",
+      "1",
+      "--first-status",
+      "135",
+      "--first-seq",
+      "5000",
+      "--brr-after",
+      "1",
+    ]);
+    const mn = fh.startDaemon(["--deregister-on-exit"]);
+    const b = await fh.waitBinding(mn, (b) => b?.state === "registered");
+    const bus = ha.bus();
+    assert.ok(bus.length >= 3, JSON.stringify(bus));
+    const gap = bus[1].t! - bus[0].t!;
+    assert.ok(gap > 1.3 && gap < 1.9, `first retransmission after ${gap} s, want 1.5 s`);
+    assert.equal(bus[1].seq, (bus[0].seq! + 1) & 0xffff, "a retransmission has a new sequence");
+    assert.equal(bus[2].seq, 5001, "after status 135 the BU carries the BA's sequence + 1");
+    assert.ok(bus[2].t! - bus[1].t! < 0.5, "135 answered at once");
+    assert.equal(b.sequence, 5001);
+
+    // BRR → a BU at once, accepted.
+    await ha.waitCount("brr", 1);
+    const after = await ha.waitCount("bu", 4);
+    assert.equal(after[3].seq, 5002);
+    await fh.waitBinding(mn, (b) => b.counters.brrReceived === 1 && b.state === "registered");
+
+    // The sequence is in the state directory.
+    const files = [...Deno.readDirSync(fh.stateDir)].map((e) => e.name);
+    const file = files.find((f) => f.startsWith("binding-"));
+    assert.ok(file, files.join(","));
+    const saved = JSON.parse(Deno.readTextFileSync(`${fh.stateDir}/${file}`));
+    assert.equal(saved.homeAddress, HOA);
+    assert.equal(saved.sequence, 5002);
+
+    // --deregister-on-exit: a BU with lifetime 0, then exit 0.
+    const st = await mn.stop("SIGTERM", 8000);
+    assert.equal(st.code, 0, mn.stderr);
+    const last = ha.bus().at(-1)!;
+    assert.equal(last.lifetime, 0);
+    assert.equal(last.seq, 5003);
+    assert.match(mn.stderr, /deregistered/);
+
+    // A restart continues the sequence from the state directory.
+    const mn2 = fh.startDaemon();
+    await fh.waitBinding(mn2, (b) => b?.state === "registered");
+    const again = ha.bus().at(-1)!;
+    assert.equal(again.seq, 5004);
+    assert.equal((await mn2.stop("SIGTERM")).code, 0);
+  },
+});
