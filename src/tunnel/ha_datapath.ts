@@ -15,7 +15,7 @@ import { SharedCounters } from "./counters.ts";
 import { DEFAULT_BATCH, MAX_PACKET, openTunnelSocket, StopSignal } from "./io.ts";
 import type { HaWorkerInit } from "./ha_worker.ts";
 import { TunnelTable } from "./table.ts";
-import { WorkerHandle } from "./worker_host.ts";
+import { startWorkerGroup } from "./worker_host.ts";
 
 /** A running data path. */
 export interface Datapath {
@@ -58,7 +58,6 @@ export async function startHaDatapath(opts: HaDatapathOptions): Promise<Datapath
   }
   const socket = openTunnelSocket({ bind: opts.haAddress });
   const stopper = new StopSignal();
-  const workers: WorkerHandle[] = [];
   const base = {
     tunFd: opts.tunFd,
     sockFd: socket.fd,
@@ -72,37 +71,17 @@ export async function startHaDatapath(opts: HaDatapathOptions): Promise<Datapath
     capacity: MAX_PACKET,
   };
   const url = new URL("./ha_worker.ts", import.meta.url);
-  let stopping: Promise<void> | undefined;
-  const shutdown = async (): Promise<string | null> => {
-    stopper.signal();
-    const errors = await Promise.all(workers.map((w) => w.join()));
+  const inits: Record<string, HaWorkerInit> = {
+    rx: { ...base, role: "rx" },
+    tx: { ...base, role: "tx" },
+  };
+  const group = await startWorkerGroup(url, "kagemusha-ha", inits, () => stopper.signal(), () => {
     stopper.close();
     socket.close();
-    return errors.find((e) => e !== null) ?? null;
-  };
-  try {
-    for (const role of ["rx", "tx"] as const) {
-      const init: HaWorkerInit = { ...base, role };
-      workers.push(await WorkerHandle.start(url, `kagemusha-ha-${role}`, init));
-    }
-  } catch (e) {
-    await shutdown();
-    throw e;
-  }
-  let finalError: string | null = null;
-  const done = Promise.race(workers.map((w) => w.stopped)).then(async (first) => {
-    // One Worker ended: if not asked to, stop the other too.
-    if (stopping === undefined) finalError = first;
-    stopping ??= shutdown().then(() => {});
-    await stopping;
-    return finalError;
   });
   return {
-    stop() {
-      stopping ??= shutdown().then(() => {});
-      return stopping;
-    },
+    stop: () => group.stop(),
     counters: () => opts.counters.snapshot(),
-    done,
+    done: group.done,
   };
 }

@@ -76,3 +76,57 @@ export class WorkerHandle {
     }
   }
 }
+
+/** A set of Workers started and stopped together. */
+export interface WorkerGroup {
+  /** Signals the stop, joins every Worker, then runs `release`. Idempotent. */
+  stop(): Promise<void>;
+  /** Resolves once every Worker ended: null after `stop()`, else the first Worker's error. */
+  readonly done: Promise<string | null>;
+}
+
+/**
+ * Starts one Worker of module `url` per entry of `inits` (named `<name>-<key>`), in order.
+ * `signal` must wake every Worker (set their stop flag, make their eventfd readable);
+ * `release` closes what the group's owner opened for them, after all have stopped. When a
+ * Worker ends on its own (an error), the others are stopped too. If one fails to start, the
+ * ones already started are stopped, `release` runs, and the error is thrown.
+ */
+export async function startWorkerGroup(
+  url: URL,
+  name: string,
+  inits: Record<string, unknown>,
+  signal: () => void,
+  release: () => void,
+): Promise<WorkerGroup> {
+  const workers: WorkerHandle[] = [];
+  let stopping: Promise<string | null> | undefined;
+  const shutdown = (): Promise<string | null> =>
+    stopping ??= (async () => {
+      signal();
+      const errors = await Promise.all(workers.map((w) => w.join()));
+      release();
+      return errors.find((e) => e !== null) ?? null;
+    })();
+  try {
+    for (const [key, init] of Object.entries(inits)) {
+      workers.push(await WorkerHandle.start(url, `${name}-${key}`, init));
+    }
+  } catch (e) {
+    await shutdown();
+    throw e;
+  }
+  let asked = false;
+  const done = Promise.race(workers.map((w) => w.stopped)).then(async (first) => {
+    const unasked = !asked;
+    await shutdown();
+    return unasked ? first : null;
+  });
+  return {
+    async stop() {
+      asked = true;
+      await shutdown();
+    },
+    done,
+  };
+}

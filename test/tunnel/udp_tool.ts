@@ -6,6 +6,10 @@
  *   datagram with a size-specific pattern and waits for the same bytes back (3 tries, 1 s each).
  *   Prints `SWEEP {"ok":n,"bad":[sizes…]}`.
  * - `{"mode":"listen","port":…}`: prints `GOT <from> <len> <hex>` per datagram.
+ * - `{"mode":"echo","port":…}`: a UDP echo server; prints `READY`.
+ * - `{"mode":"tcp-echo","port":…}`: a TCP echo server; prints `READY`.
+ * - `{"mode":"tcp-client","dst":…,"port":…,"bytes":…}`: sends `bytes` of a pattern over one TCP
+ *   connection while reading the echo; prints `TCP {"sent":…,"matched":…,"ms":…}`.
  * - `{"mode":"blast","dst":…,"port":…,"size":1400,"seconds":2}`: sendmmsg in batches of 64 on
  *   a connected socket; prints `BLAST <packets>`.
  *
@@ -20,7 +24,8 @@ import { encodeSockaddrIn6, SOCKADDR_IN6 } from "../../ffi/structs.ts";
 import { hex, pattern } from "./packets.ts";
 
 const cfg = JSON.parse(Deno.args[0]) as {
-  mode: "sweep" | "listen" | "blast";
+  mode: "sweep" | "listen" | "blast" | "echo" | "tcp-echo" | "tcp-client";
+  bytes?: number;
   dst?: string;
   port: number;
   from?: number;
@@ -29,7 +34,40 @@ const cfg = JSON.parse(Deno.args[0]) as {
   seconds?: number;
 };
 
-if (cfg.mode === "listen") {
+if (cfg.mode === "echo") {
+  const s = dgram.createSocket({ type: "udp6" });
+  s.on("message", (msg, rinfo) => s.send(msg, rinfo.port, rinfo.address));
+  s.bind(cfg.port, "::", () => console.log("READY"));
+} else if (cfg.mode === "tcp-echo") {
+  const listener = Deno.listen({ hostname: "::", port: cfg.port });
+  console.log("READY");
+  for await (const conn of listener) {
+    conn.readable.pipeTo(conn.writable).catch(() => {});
+  }
+} else if (cfg.mode === "tcp-client") {
+  const t0 = performance.now();
+  const total = cfg.bytes ?? 1 << 20;
+  const data = pattern(total, 7);
+  const conn = await Deno.connect({ hostname: cfg.dst!, port: cfg.port });
+  const writing = (async () => {
+    const w = conn.writable.getWriter();
+    for (let off = 0; off < total; off += 65536) await w.write(data.subarray(off, off + 65536));
+  })();
+  let got = 0;
+  let matched = 0;
+  const r = conn.readable.getReader();
+  while (got < total) {
+    const { value, done } = await r.read();
+    if (done) break;
+    for (let i = 0; i < value.length; i++) if (value[i] === data[got + i]) matched++;
+    got += value.length;
+  }
+  await writing;
+  conn.close();
+  console.log(
+    `TCP ${JSON.stringify({ sent: total, got, matched, ms: Math.round(performance.now() - t0) })}`,
+  );
+} else if (cfg.mode === "listen") {
   const s = dgram.createSocket({ type: "udp6" });
   s.on("message", (msg, rinfo) => {
     console.log(`GOT ${rinfo.address} ${msg.length} ${hex(new Uint8Array(msg))}`);

@@ -1,0 +1,106 @@
+/**
+ * The mobile node's data path: between the VMs' taps (the pseudo home network) and the
+ * IPv6-in-IPv6 tunnel to the home agent (RFC 6275 §11.3.1, RFC 2473).
+ *
+ * @module
+ */
+
+import type { SharedCounters } from "./counters.ts";
+import type { Datapath } from "./ha_datapath.ts";
+import { DEFAULT_BATCH, MAX_PACKET, openTunnelSocket, StopSignal } from "./io.ts";
+import { MnControl } from "./mn_control.ts";
+import type { MnWorkerInit } from "./mn_worker.ts";
+import { startWorkerGroup } from "./worker_host.ts";
+
+/** One VM on this host. */
+export interface MnDatapathVm {
+  /** The daemon's end of the VM's tap (IFF_TAP | IFF_NO_PI), bridged to the VM's NIC. */
+  tapFd: number;
+  homeAddress: string;
+  prefixLength: number;
+  vmMac: string;
+  /** The MAC the pseudo home network answers with; never the tap's own MAC (DESIGN.md). */
+  routerMac: string;
+  routerLl: string;
+}
+
+/** Options of {@linkcode startMnDatapath}. */
+export interface MnDatapathOptions {
+  vms: MnDatapathVm[];
+  /** Outer source of tunnelled packets; "::" = none yet (nothing is tunnelled). */
+  careOf: string;
+  /** The home agent: outer destination, and the only outer source accepted. */
+  homeAgent: string;
+  counters: SharedCounters;
+  /** MTU of the link the CoA is on: guests' packets above linkMtu − 40 get a Packet Too Big. */
+  linkMtu: number;
+  /** Messages per batch (default 64). */
+  batch?: number;
+}
+
+/** A running mobile node data path. */
+export interface MnDatapath extends Datapath {
+  /**
+   * Whether VM `vmIndex`'s traffic goes through the tunnel (its binding is in flight or
+   * registered, RFC 6275 §11.7.1). Initially every VM is inactive.
+   */
+  setActive(vmIndex: number, on: boolean): void;
+  /** A new Care-of Address after a handover (RFC 6275 §11.5); "::" stops tunnelling. */
+  setCareOf(addr: string): void;
+  /** A new home agent address. */
+  setHomeAgent(addr: string): void;
+}
+
+/**
+ * Starts the two mobile node Workers. Tap fds are switched to O_NONBLOCK and stay open (they
+ * belong to the daemon, which may also write frames of its own to them, e.g. the unsolicited
+ * NA of `buildUnsolicitedRouterNa`: a tap write is atomic per frame).
+ * @throws {ErrnoError} when the raw IPPROTO_IPV6 socket cannot be opened.
+ */
+export async function startMnDatapath(opts: MnDatapathOptions): Promise<MnDatapath> {
+  if (opts.vms.length === 0) throw new RangeError("startMnDatapath: no VMs");
+  if (!Number.isInteger(opts.linkMtu) || opts.linkMtu < 1280 + 40) {
+    throw new RangeError(`link MTU must be >= 1320 (tunnel MTU >= 1280), got ${opts.linkMtu}`);
+  }
+  const control = new MnControl(opts.vms.length);
+  control.setCareOf(opts.careOf);
+  control.setHomeAgent(opts.homeAgent);
+  // Unbound: the CoA changes with every handover; the source goes in IPV6_PKTINFO.
+  const socket = openTunnelSocket();
+  const stopper = new StopSignal();
+  const base = {
+    vms: opts.vms.map((v) => ({
+      tapFd: v.tapFd,
+      homeAddress: v.homeAddress,
+      prefixLength: v.prefixLength,
+      vmMac: v.vmMac,
+      routerMac: v.routerMac,
+      routerLl: v.routerLl,
+    })),
+    sockFd: socket.fd,
+    stopFd: stopper.fd,
+    stopFlag: stopper.flag,
+    control: control.buffer,
+    counters: opts.counters.share(),
+    linkMtu: opts.linkMtu,
+    batch: opts.batch ?? DEFAULT_BATCH,
+    capacity: MAX_PACKET,
+  };
+  const url = new URL("./mn_worker.ts", import.meta.url);
+  const inits: Record<string, MnWorkerInit> = {
+    rx: { ...base, role: "rx" },
+    tx: { ...base, role: "tx" },
+  };
+  const group = await startWorkerGroup(url, "kagemusha-mn", inits, () => stopper.signal(), () => {
+    stopper.close();
+    socket.close();
+  });
+  return {
+    stop: () => group.stop(),
+    counters: () => opts.counters.snapshot(),
+    done: group.done,
+    setActive: (vm, on) => control.setActive(vm, on),
+    setCareOf: (addr) => control.setCareOf(addr),
+    setHomeAgent: (addr) => control.setHomeAgent(addr),
+  };
+}
