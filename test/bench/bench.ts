@@ -190,10 +190,15 @@ async function iperf(
 }
 
 async function pingRtt(client: Netns, dst: string): Promise<NonNullable<PathResult["rtt"]>> {
-  // warm up neighbour caches and the tunnel
-  await client.exec(["ping", "-6", "-n", "-c", "3", "-i", "0.05", "-W", "1", dst], {
-    allowFail: true,
-  });
+  // warm up neighbour caches and the tunnel; fail fast when nothing gets through
+  let warm = 0;
+  for (let attempt = 0; attempt < 3 && warm === 0; attempt++) {
+    const w = await client.exec(["ping", "-6", "-n", "-c", "3", "-i", "0.05", "-W", "1", dst], {
+      allowFail: true,
+    });
+    warm = w.stdout.includes("packets transmitted") ? parsePing(w.stdout).received : 0;
+  }
+  if (warm === 0) throw new Error(`no ping reply from ${dst} through this path (3 tries)`);
   const deadline = Math.ceil((PINGS * PING_MS) / 1000) + 10;
   const out = await client.exec([
     "ping",
@@ -222,13 +227,13 @@ async function measurePath(
   procs: Proc[],
 ): Promise<PathResult> {
   const start = sample(procs);
-  log(`${label}: iperf3 → ${dst}`);
+  log(`${label}: ping ×${PINGS} → ${dst}`);
+  const rtt = await pingRtt(client, dst);
+  log(`${label}: RTT avg ${rtt.avg.toFixed(3)} ms p99 ${rtt.p99.toFixed(3)} ms; iperf3`);
   const up = await iperf(client, dst, false, procs);
   log(`${label}: ${up.mbps.toFixed(1)} Mbit/s; iperf3 -R`);
   const down = await iperf(client, dst, true, procs);
-  log(`${label}: ${down.mbps.toFixed(1)} Mbit/s; ping ×${PINGS}`);
-  const rtt = await pingRtt(client, dst);
-  log(`${label}: RTT avg ${rtt.avg.toFixed(3)} ms p99 ${rtt.p99.toFixed(3)} ms`);
+  log(`${label}: ${down.mbps.toFixed(1)} Mbit/s`);
   const end = sample(procs);
   const res: PathResult = { label, up, down, rtt };
   if (procs.length) {
@@ -410,12 +415,13 @@ async function sectionKagemusha(
   memory: MemoryResult,
 ): Promise<PathResult> {
   const label = "Kagemusha (mn + ha)";
+  let mn: LabProcess | undefined;
   try {
     const notReady = daemonsReady();
     if (notReady) throw new Error(notReady);
     const haPid = await startHa(t, k);
     await t.moveVm("hostB");
-    const mn = t.startMobileNode("hostB", ["--log-level", "warning"]);
+    mn = t.startMobileNode("hostB", ["--log-level", "warning"]);
     await waitRegistered(t.controlPath("hostB"), 1, 20_000, mn);
     const mnPid = await resolveExecPid(mn.child.pid);
     await new Promise((r) => setTimeout(r, 1000));
@@ -432,7 +438,14 @@ async function sectionKagemusha(
     await mn.stop();
     return res;
   } catch (e) {
-    return failed(label, e);
+    const logs = [["ha", k.ha], ["mn", mn]] as const;
+    return failed(
+      label,
+      new Error(
+        `${e instanceof Error ? e.message : e}\n` +
+          logs.map(([n, p]) => p ? `${n} log:\n${tail(p.stderr)}${tail(p.stdout)}` : "").join(""),
+      ),
+    );
   }
 }
 
