@@ -1,0 +1,93 @@
+import assert from "node:assert/strict";
+import { buildBindingAck, buildEthernetFrame, buildMobilityPacket } from "../wire/packet.ts";
+import type { BaRepr } from "../wire/mobility.ts";
+import { decodeHomeFrame, decodeMhDatagram, decodeRoutingDatagram } from "./signaling.ts";
+import { pickCareOf, stateNameFor } from "./daemon.ts";
+import { IFA_F } from "../../ffi/netlink.ts";
+
+const HOA = "2001:db8:2000::10";
+const HA = "2001:db8:2000::1";
+const COA = "2001:db8:3000::3";
+const BA: BaRepr = {
+  type: "ba",
+  status: 0,
+  flags: { key: false, mobileRouter: false, proxy: false },
+  sequence: 77,
+  lifetime: 15,
+  options: [],
+};
+
+Deno.test("decodeRoutingDatagram: RH2 + BA as a raw IPPROTO_ROUTING socket delivers it", () => {
+  const pkt = buildBindingAck({ homeAgent: HA, careOf: COA, homeAddress: HOA, ba: BA });
+  const data = pkt.subarray(40); // the raw socket's data starts at the routing header
+  const d = decodeRoutingDatagram(data, HA, COA);
+  assert.ok(d.ok);
+  assert.deepEqual(d.msg, { type: "ba", src: HA, dst: COA, rh2HomeAddress: HOA, ba: BA });
+  // A flipped bit fails the checksum (computed over the HoA as final destination).
+  const bad = data.slice();
+  bad[bad.length - 1] ^= 1;
+  assert.deepEqual(decodeRoutingDatagram(bad, HA, COA), { ok: false, why: "rx_checksum" });
+  // The same bytes "from" another source fail too: the source is in the pseudo-header.
+  assert.deepEqual(decodeRoutingDatagram(data, "2001:db8::66", COA), {
+    ok: false,
+    why: "rx_checksum",
+  });
+  // Not a routing header we know, or not followed by MH.
+  assert.deepEqual(decodeRoutingDatagram(data.subarray(0, 5), HA, COA), {
+    ok: false,
+    why: "rx_malformed",
+  });
+  const notMh = data.slice();
+  notMh[0] = 58;
+  assert.deepEqual(decodeRoutingDatagram(notMh, HA, COA), { ok: false, why: "rx_not_mh" });
+});
+
+Deno.test("decodeMhDatagram: a Binding Error on the MH socket", () => {
+  const pkt = buildMobilityPacket({
+    src: HA,
+    dst: COA,
+    mh: { type: "be", status: 1, homeAddress: HOA },
+  });
+  const d = decodeMhDatagram(pkt.subarray(40), HA, COA);
+  assert.ok(d.ok);
+  assert.deepEqual(d.msg, {
+    type: "be",
+    src: HA,
+    dst: COA,
+    be: { type: "be", status: 1, homeAddress: HOA },
+  });
+  assert.equal(decodeMhDatagram(new Uint8Array(3), HA, COA).ok, false);
+});
+
+Deno.test("decodeHomeFrame: the BA to a deregistration from home, nothing else", () => {
+  const ip = buildMobilityPacket({ src: HA, dst: HOA, mh: BA });
+  const frame = buildEthernetFrame({ dst: "52:54:00:00:00:10", src: "02:00:00:00:00:99" }, ip);
+  const d = decodeHomeFrame(frame, HA, new Set([HOA]));
+  assert.ok(d !== null && d.ok);
+  assert.deepEqual(d.msg, { type: "ba", src: HA, dst: HOA, ba: BA });
+  // Other home addresses, other sources, non-IPv6 frames: silently not ours.
+  assert.equal(decodeHomeFrame(frame, HA, new Set(["2001:db8:2000::11"])), null);
+  assert.equal(decodeHomeFrame(frame, "2001:db8:2000::2", new Set([HOA])), null);
+  const arp = frame.slice();
+  arp[12] = 0x08;
+  arp[13] = 0x06;
+  assert.equal(decodeHomeFrame(arp, HA, new Set([HOA])), null);
+  const bad = frame.slice();
+  bad[bad.length - 2] ^= 0xff;
+  assert.deepEqual(decodeHomeFrame(bad, HA, new Set([HOA])), { ok: false, why: "rx_checksum" });
+});
+
+Deno.test("pickCareOf: a global, usable, preferably non-deprecated address", () => {
+  const g = (address: string, flags = 0, scope = "global") => ({ address, flags, scope });
+  assert.equal(pickCareOf([g("fe80::1", 0, "link")]), null);
+  assert.equal(pickCareOf([g("2001:db8::1", IFA_F.TENTATIVE)]), null);
+  assert.equal(
+    pickCareOf([g("2001:db8::1", IFA_F.DEPRECATED), g("2001:db8::2", IFA_F.PERMANENT)]),
+    "2001:db8::2",
+  );
+  assert.equal(pickCareOf([g("2001:db8::1", IFA_F.DEPRECATED)]), "2001:db8::1");
+});
+
+Deno.test("stateNameFor: one plain file name per home address", () => {
+  assert.equal(stateNameFor("2001:DB8:2000:0::10"), "binding-2001_db8_2000__10");
+});
