@@ -44,6 +44,7 @@ import { Cleanup, waitForShutdown } from "../daemon/lifecycle.ts";
 import { logger, RateLimiter } from "../log.ts";
 import { StateStore } from "../state/store.ts";
 import { SharedCounters } from "../tunnel/counters.ts";
+import { type MnDatapath, type MnDatapathOptions, startMnDatapath } from "../tunnel/mn_datapath.ts";
 import { canonicalIPv6, inPrefix, tryParseIPv6 } from "../wire/addr.ts";
 import {
   BindingUpdateListEntry,
@@ -65,38 +66,16 @@ const log = logger("mn");
 /** Seconds `--deregister-on-exit` waits for the BAs before cleaning up anyway. */
 export const DEREGISTER_ON_EXIT_WAIT_MS = 4000;
 
-/** The data path as the daemon uses it (src/tunnel/mn_datapath.ts). */
-export interface MnDatapathHandle {
-  setActive(vmIndex: number, on: boolean): void;
-  setCareOf(addr: string): void;
-  setHomeAgent(addr: string): void;
-  stop(): Promise<void>;
-  counters(): Record<string, number>;
-}
+/** The data path as the daemon uses it (a test may substitute its own). */
+export type MnDatapathHandle =
+  & Pick<
+    MnDatapath,
+    "setActive" | "setCareOf" | "setHomeAgent" | "stop" | "counters"
+  >
+  & { done?: Promise<string | null> };
 
-/** Options of the data path (src/tunnel/mn_datapath.ts `startMnDatapath`). */
-export interface MnDatapathOptions {
-  vms: Array<{
-    tapFd: number;
-    homeAddress: string;
-    prefixLength: number;
-    vmMac: string;
-    routerMac: string;
-    routerLl: string;
-  }>;
-  careOf: string;
-  homeAgent: string;
-  counters: SharedCounters;
-  linkMtu: number;
-}
-
-async function defaultStartDatapath(opts: MnDatapathOptions): Promise<MnDatapathHandle> {
-  // TODO(mn): static import once src/tunnel/mn_datapath.ts has landed.
-  const spec = "../tunnel/mn_datapath.ts";
-  const mod = await import(spec) as {
-    startMnDatapath(o: MnDatapathOptions): Promise<MnDatapathHandle>;
-  };
-  return await mod.startMnDatapath(opts);
+function defaultStartDatapath(opts: MnDatapathOptions): Promise<MnDatapathHandle> {
+  return startMnDatapath(opts);
 }
 
 /** One VM served by the daemon. */
@@ -286,8 +265,7 @@ class MnDaemon {
       linkMtu: link.mtu,
     });
     this.cleanup.defer("stop data path", () => this.datapath.stop());
-    const dp = this.datapath as MnDatapathHandle & { done?: Promise<string | null> };
-    dp.done?.then((err) => {
+    this.datapath.done?.then((err) => {
       if (err !== null) {
         log.error("data path stopped: {error}", { error: err });
         this.#fatal("datapath");
