@@ -66,3 +66,22 @@ export async function readCounters(
   if (!m) throw new Error(`no counters in ${proc.stdout}`);
   return JSON.parse(m[1]);
 }
+
+/** A temporary directory for control files, removed on dispose (also when a test fails). */
+export class TempDir implements AsyncDisposable {
+  private constructor(readonly path: string) {}
+
+  /** Creates one under the system temp dir. */
+  static async create(): Promise<TempDir> {
+    return new TempDir(await Deno.makeTempDir({ prefix: "kgm-tunnel-" }));
+  }
+
+  /** A path inside the directory. */
+  file(name: string): string {
+    return `${this.path}/${name}`;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await Deno.remove(this.path, { recursive: true }).catch(() => {});
+  }
+}

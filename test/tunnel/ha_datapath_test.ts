@@ -18,7 +18,7 @@
 import assert from "node:assert/strict";
 import { needs } from "../helpers/env.ts";
 import { Lab, type LabProcess, type Netns } from "../helpers/netns.ts";
-import { command, readCounters } from "./control.ts";
+import { command, readCounters, TempDir } from "./control.ts";
 import { hex, udpPacket } from "./packets.ts";
 
 const DENO = Deno.execPath();
@@ -40,7 +40,7 @@ interface HaLab {
   ctl: string;
 }
 
-async function build(lab: Lab): Promise<HaLab> {
+async function build(lab: Lab, tmp: TempDir): Promise<HaLab> {
   const cn = await lab.netns("cn");
   const ha = await lab.netns("ha");
   const coa = await lab.netns("coa");
@@ -62,7 +62,7 @@ async function build(lab: Lab): Promise<HaLab> {
   await coa.ip("addr", "add", `${COA_OTHER}/64`, "dev", "eth0");
   await coa.ip("-6", "route", "add", "default", "via", "2001:db8:3000::1");
 
-  const ctl = await Deno.makeTempFile({ prefix: "kgm-ha-ctl-" });
+  const ctl = tmp.file("ha-ctl");
   const driver = ha.spawn([
     DENO,
     "run",
@@ -94,8 +94,9 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
+    await using tmp = await TempDir.create();
     await using lab = new Lab();
-    const { cn, coa, driver, ctl } = await build(lab);
+    const { cn, coa, driver, ctl } = await build(lab, tmp);
     let echo = coa.spawn([
       DENO,
       "run",
@@ -301,6 +302,5 @@ Deno.test({
       assert.ok(/^FINAL \{/m.test(driver.stdout));
       assert.ok(!/DATAPATH-ERROR/.test(driver.stdout));
     });
-    await Deno.remove(ctl);
   },
 });

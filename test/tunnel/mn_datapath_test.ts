@@ -21,7 +21,7 @@
 import assert from "node:assert/strict";
 import { needs } from "../helpers/env.ts";
 import { Lab, type LabProcess, type Netns } from "../helpers/netns.ts";
-import { command, readCounters } from "./control.ts";
+import { command, readCounters, TempDir } from "./control.ts";
 import { hex, udpPacket } from "./packets.ts";
 
 const DENO = Deno.execPath();
@@ -46,7 +46,7 @@ interface FullLab {
   haCtl: string;
 }
 
-async function build(lab: Lab): Promise<FullLab> {
+async function build(lab: Lab, tmp: TempDir): Promise<FullLab> {
   const [vm, mn, ha, cn] = [
     await lab.netns("vm"),
     await lab.netns("mn"),
@@ -77,7 +77,7 @@ async function build(lab: Lab): Promise<FullLab> {
   await cn.ip("addr", "add", `${CN}/64`, "dev", "eth0");
   await cn.ip("-6", "route", "add", "default", "via", HA);
 
-  const haCtl = await Deno.makeTempFile({ prefix: "kgm-ha-ctl-" });
+  const haCtl = tmp.file("ha-ctl");
   const haDriver = ha.spawn([
     DENO,
     "run",
@@ -91,7 +91,7 @@ async function build(lab: Lab): Promise<FullLab> {
       control: haCtl,
     }),
   ]);
-  const mnCtl = await Deno.makeTempFile({ prefix: "kgm-mn-ctl-" });
+  const mnCtl = tmp.file("mn-ctl");
   const mnDriver = mn.spawn([
     DENO,
     "run",
@@ -137,8 +137,9 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
+    await using tmp = await TempDir.create();
     await using lab = new Lab();
-    const L = await build(lab);
+    const L = await build(lab, tmp);
     const udpEcho = L.cn.spawn([
       DENO,
       "run",
@@ -268,7 +269,5 @@ Deno.test({
         assert.ok(!/DATAPATH-ERROR/.test(d.stdout), d.stdout);
       }
     });
-    await Deno.remove(L.mnCtl);
-    await Deno.remove(L.haCtl);
   },
 });
