@@ -74,18 +74,31 @@ export interface PersistedCache {
   bindings: PersistedBinding[];
 }
 
-/** The Binding Cache: home address → entry. */
+/**
+ * The Binding Cache: home address → entry, with a min-heap of deadlines (BIRD-style: one
+ * timer for the earliest) so that timers cost O(log n) per change, not a scan of the cache.
+ * Heap items are checked lazily: an item whose binding is gone or whose deadline moved is
+ * skipped. Whoever changes an entry's `expiresAt` or `dadUntil` in place calls `touch`.
+ */
 export class BindingCache {
   #entries = new Map<string, Binding>();
+  #heap: { t: number; hoa: string }[] = [];
 
   /** The entry for `homeAddress` (canonical text), if any. */
   get(homeAddress: string): Binding | undefined {
     return this.#entries.get(homeAddress);
   }
 
-  /** Adds or replaces the entry for `b.homeAddress`. */
+  /** Adds or replaces the entry for `b.homeAddress` and schedules its deadlines. */
   set(b: Binding): void {
     this.#entries.set(b.homeAddress, b);
+    this.touch(b);
+  }
+
+  /** Schedules `b`'s current deadlines after an in-place change. */
+  touch(b: Binding): void {
+    if (b.dadUntil !== undefined) this.#push(b.dadUntil, b.homeAddress);
+    this.#push(b.expiresAt, b.homeAddress);
   }
 
   /** Removes the entry for `homeAddress`; returns it if it existed. */
@@ -105,14 +118,66 @@ export class BindingCache {
     return [...this.#entries.values()];
   }
 
+  /**
+   * Entries that had a deadline at or before `now` (each once). The caller checks which of
+   * the entry's deadlines passed; its later deadlines stay scheduled.
+   */
+  due(now: number): Binding[] {
+    const out = new Map<string, Binding>();
+    while (this.#heap.length > 0 && this.#heap[0].t <= now) {
+      const { hoa } = this.#pop();
+      const b = this.#entries.get(hoa);
+      if (b !== undefined) out.set(hoa, b);
+    }
+    return [...out.values()];
+  }
+
   /** Earliest expiry or DAD deadline of any entry, or undefined when empty. */
   nextDeadline(): number | undefined {
-    let next: number | undefined;
-    for (const b of this.#entries.values()) {
-      const d = b.dadUntil !== undefined ? Math.min(b.dadUntil, b.expiresAt) : b.expiresAt;
-      if (next === undefined || d < next) next = d;
+    while (this.#heap.length > 0) {
+      const top = this.#heap[0];
+      const b = this.#entries.get(top.hoa);
+      if (b !== undefined && (b.dadUntil === top.t || b.expiresAt === top.t)) return top.t;
+      this.#pop();
     }
-    return next;
+    return undefined;
+  }
+
+  /** Heap items held (live and stale), for tests. */
+  get scheduled(): number {
+    return this.#heap.length;
+  }
+
+  #push(t: number, hoa: string): void {
+    const h = this.#heap;
+    h.push({ t, hoa });
+    let i = h.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (h[p].t <= h[i].t) break;
+      [h[p], h[i]] = [h[i], h[p]];
+      i = p;
+    }
+  }
+
+  #pop(): { t: number; hoa: string } {
+    const h = this.#heap;
+    const top = h[0];
+    const last = h.pop()!;
+    if (h.length > 0) {
+      h[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1, r = l + 1;
+        let m = i;
+        if (l < h.length && h[l].t < h[m].t) m = l;
+        if (r < h.length && h[r].t < h[m].t) m = r;
+        if (m === i) break;
+        [h[m], h[i]] = [h[i], h[m]];
+        i = m;
+      }
+    }
+    return top;
   }
 
   /** Registered entries in their persisted form (entries still in strict DAD are not kept). */

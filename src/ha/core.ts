@@ -255,7 +255,7 @@ export class HomeAgentCore {
 
   #runTimers(now: number, out: HaAction[]): void {
     let changed = false;
-    for (const b of this.cache.entries()) {
+    for (const b of this.cache.due(now)) {
       if (b.dadUntil !== undefined && b.dadUntil <= now) {
         b.dadUntil = undefined;
         out.push({ type: "stopDad", homeAddress: b.homeAddress });
@@ -263,6 +263,7 @@ export class HomeAgentCore {
           // RFC 6275 §10.3.1: DAD passed, the registration completes now.
           b.state = "registered";
           b.expiresAt = now + b.lifetimeUnits * LIFETIME_UNIT_MS;
+          this.cache.touch(b);
           this.#count("dad_passed");
           this.#count("bindings_registered");
           out.push({ type: "install", homeAddress: b.homeAddress, careOf: b.careOf });
@@ -462,6 +463,7 @@ export class HomeAgentCore {
       }
       // Re-registration: no DAD (RFC 6275 §10.3.1 only asks for it on the first one).
       entry.expiresAt = now + units * LIFETIME_UNIT_MS;
+      this.cache.touch(entry);
       if (previous !== coa) {
         out.push({ type: "install", homeAddress: hoa, careOf: coa, previousCareOf: previous });
       }
@@ -487,7 +489,8 @@ export class HomeAgentCore {
       haAddress: haAddr,
       sequence: seq,
       lifetimeUnits: units,
-      expiresAt: dadUntil + units * LIFETIME_UNIT_MS,
+      // strict: counts from the BA after DAD (re-set then); optimistic: from now
+      expiresAt: (this.#cfg.dad === "strict" ? dadUntil : now) + units * LIFETIME_UNIT_MS,
       registeredAt: now,
       state: this.#cfg.dad === "strict" ? "dad" : "registered",
       dadUntil,
@@ -499,7 +502,6 @@ export class HomeAgentCore {
       this.#log(out, "info", "first BU for {homeAddress} via {careOf}: DAD before the BA", info);
       return;
     }
-    b.expiresAt = now + units * LIFETIME_UNIT_MS;
     this.#count("bindings_registered");
     out.push({ type: "install", homeAddress: hoa, careOf: coa });
     out.push({ type: "unsolicitedNa", homeAddress: hoa });

@@ -489,3 +489,51 @@ Deno.test("every state change has a log line with a reason", () => {
   assert.match(logs[1], /moved/);
   assert.match(logs[2], /deregistered/);
 });
+
+Deno.test("deadline heap agrees with a scan of the cache under random traffic", () => {
+  const hoas = [HOA, "2001:db8:2000::11", "2001:db8:2000::12", "2001:db8:2000::13"];
+  fc.assert(
+    fc.property(
+      fc.constantFrom<"strict" | "optimistic">("strict", "optimistic"),
+      fc.array(
+        fc.record({
+          kind: fc.constantFrom("bu", "bu", "timer", "dup"),
+          hoa: fc.integer({ min: 0, max: hoas.length - 1 }),
+          seqStep: fc.integer({ min: -2, max: 3 }),
+          lifetime: fc.integer({ min: 0, max: 20 }),
+          dt: fc.integer({ min: 0, max: 30_000 }),
+        }),
+        { maxLength: 60 },
+      ),
+      (dad, steps) => {
+        const core = new HomeAgentCore(cfg({ dad, maxLifetime: 40 }));
+        const seqs = hoas.map(() => 100);
+        let now = T0;
+        for (const s of steps) {
+          now += s.dt;
+          const hoa = hoas[s.hoa];
+          if (s.kind === "bu") {
+            seqs[s.hoa] = (seqs[s.hoa] + s.seqStep + 0x10000) & 0xffff;
+            core.handle(buEv(seqs[s.hoa], { hoa, lifetime: s.lifetime }), now);
+          } else if (s.kind === "dup") {
+            core.handle({ type: "dadDuplicate", homeAddress: hoa, evidence: "x" }, now);
+          } else {
+            core.handle({ type: "timer" }, now);
+          }
+          const scan = core.cache.entries().map((b) =>
+            b.state === "dad" ? b.dadUntil! : Math.min(b.dadUntil ?? Infinity, b.expiresAt)
+          );
+          const expect = scan.length ? Math.min(...scan) : undefined;
+          if (core.nextDeadline() !== expect) return false;
+          // nothing overdue survives an event
+          for (const b of core.cache.entries()) {
+            if (b.dadUntil !== undefined && b.dadUntil <= now) return false;
+            if (b.state === "registered" && b.expiresAt <= now) return false;
+          }
+        }
+        return core.cache.scheduled <= 2 * steps.length;
+      },
+    ),
+    { numRuns: 300 },
+  );
+});

@@ -59,6 +59,9 @@ export const TABLE_CAPACITY = 4096;
 /** Tunnel overhead: the outer IPv6 header (RFC 2473). */
 const TUNNEL_OVERHEAD = 40;
 
+/** Changes to the Binding Cache within this many ms share one state write. */
+const PERSIST_DELAY_MS = 20;
+
 /** How long a receive loop waits before re-checking for shutdown (ms). */
 const POLL_MS = 200;
 
@@ -74,6 +77,9 @@ export class HomeAgentDaemon {
   readonly #limiter = new RateLimiter();
   readonly #counters: Record<string, number> = {};
   readonly #dadWatch = new Set<string>();
+  readonly #dadJoined = new Set<string>();
+  #dirty = false;
+  #persistTimer: ReturnType<typeof setTimeout> | undefined;
   /** HoA → CoA of what is installed in the kernel and the tunnel table. */
   readonly #installed = new Map<string, string>();
   readonly #loops: Promise<void>[] = [];
@@ -264,6 +270,9 @@ export class HomeAgentDaemon {
       this.#stopping = true;
       clearTimeout(this.#timer);
       await Promise.all(this.#loops);
+      clearTimeout(this.#persistTimer);
+      this.#persistTimer = undefined;
+      if (this.#store !== undefined) this.#persistNow();
       const failed = await this.#cleanup.runAll();
       if (failed.length) log.warning("cleanup incomplete: {failed}", { failed });
     })();
@@ -431,23 +440,21 @@ export class HomeAgentDaemon {
       case "startDad": {
         this.#dadWatch.add(a.homeAddress);
         const group = solicitedNodeMulticast(a.homeAddress);
-        try {
-          this.#nd.joinGroup(group, this.#link.index);
-        } catch (e) {
-          if (errCode(e) !== "EADDRINUSE") throw e;
-        }
+        this.#joinDadGroup(a.homeAddress, group);
         this.#tx.sendRaw(dadProbe(a.homeAddress), group);
         this.#count("dad_probes_sent");
         return;
       }
       case "stopDad":
         this.#dadWatch.delete(a.homeAddress);
-        try {
-          this.#nd.leaveGroup(solicitedNodeMulticast(a.homeAddress), this.#link.index);
-        } catch { /* not joined */ }
+        if (this.#dadJoined.delete(a.homeAddress)) {
+          try {
+            this.#nd.leaveGroup(solicitedNodeMulticast(a.homeAddress), this.#link.index);
+          } catch { /* gone with the socket */ }
+        }
         return;
       case "persist":
-        this.#store.write(STATE_NAME, this.core.cache.toPersisted());
+        this.#schedulePersist();
         return;
       case "log": {
         let fields = a.fields;
@@ -459,6 +466,57 @@ export class HomeAgentDaemon {
         log[a.level](a.message, fields);
         return;
       }
+    }
+  }
+
+  /**
+   * Makes the home link deliver the HoA's solicited-node group while DAD runs, so another
+   * node's simultaneous DAD probe is heard (RFC 4862 §5.4.3). Best effort: an NA from the
+   * address's owner goes to all-nodes and is heard anyway, and once the proxy entry exists the
+   * kernel has joined the group itself (raw sockets see every group the host is in).
+   */
+  #joinDadGroup(hoa: string, group: string): void {
+    if (this.#installed.has(hoa) || this.#dadJoined.has(hoa)) return;
+    try {
+      this.#nd.joinGroup(group, this.#link.index);
+      this.#dadJoined.add(hoa);
+    } catch (e) {
+      this.#count("dad_join_failed");
+      if (this.#limiter.allow("dad-join", Date.now())) {
+        log.warning("cannot join {group} for DAD of {homeAddress}: {error}", {
+          group,
+          homeAddress: hoa,
+          error: String(e),
+        });
+      }
+    }
+  }
+
+  /**
+   * Writes the Binding Cache soon: changes arriving together (a burst of BUs) share one
+   * write. `stop()` flushes a pending write.
+   */
+  #schedulePersist(): void {
+    this.#dirty = true;
+    if (this.#persistTimer !== undefined) return;
+    this.#persistTimer = setTimeout(() => {
+      this.#persistTimer = undefined;
+      this.#persistNow();
+    }, PERSIST_DELAY_MS);
+  }
+
+  #persistNow(): void {
+    if (!this.#dirty) return;
+    this.#dirty = false;
+    try {
+      this.#store.write(STATE_NAME, this.core.cache.toPersisted());
+      this.#count("state_writes");
+    } catch (e) {
+      this.#count("state_write_errors");
+      log.error("cannot save the binding cache in {dir}: {error}", {
+        dir: this.#cfg.stateDir,
+        error: String(e),
+      });
     }
   }
 
