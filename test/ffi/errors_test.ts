@@ -28,7 +28,7 @@ Deno.test({
   ignore: needs([], { root: true }),
   async fn() {
     await using lab = new Lab();
-    const ns = await lab.netns("ebadf");
+    const ns = await lab.netns("ffierr-ebadf");
     const sock = inNetns(ns, () => RawSocket6.open(IPPROTO_MH));
     sock.close();
     sock.close(); // idempotent
@@ -54,7 +54,7 @@ Deno.test({
   ignore: needs([], { root: true }),
   async fn() {
     await using lab = new Lab();
-    const ns = await lab.netns("nodev");
+    const ns = await lab.netns("ffierr-nodev");
     assert.throws(
       () => inNetns(ns, () => ifNameToIndex("nope0")),
       errno("ENODEV", /^if_nametoindex\(nope0\): ENODEV \(No such device\)$/),

@@ -19,7 +19,7 @@ import { parseIpv6 } from "../../ffi/structs.ts";
 import { needs } from "../helpers/env.ts";
 import { Lab, type Netns } from "../helpers/netns.ts";
 import { inNetns } from "./in_netns.ts";
-import { checksum, concat, linkInfo } from "./packets.ts";
+import { checksum, concat, linkInfo, waitOperUp } from "./packets.ts";
 
 const COA = "2001:db8:3000::3";
 const HA = "2001:db8:3000::1";
@@ -78,9 +78,11 @@ function bindingAck(): Uint8Array {
 }
 
 async function twoHosts(lab: Lab): Promise<{ mn: Netns; ha: Netns }> {
-  const mn = await lab.netns("mn");
-  const ha = await lab.netns("ha");
+  const mn = await lab.netns("ffimip6-mn");
+  const ha = await lab.netns("ffimip6-ha");
   await lab.veth(mn, "eth0", ha, "eth0");
+  await waitOperUp(mn, "eth0");
+  await waitOperUp(ha, "eth0");
   await mn.ip("addr", "add", `${COA}/64`, "dev", "eth0", "nodad");
   await ha.ip("addr", "add", `${HA}/64`, "dev", "eth0", "nodad");
   return { mn, ha };

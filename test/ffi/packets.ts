@@ -72,3 +72,32 @@ export async function linkInfo(ns: Netns, dev: string, stats = false): Promise<a
   const r = await ns.exec(args);
   return JSON.parse(r.stdout)[0];
 }
+
+/**
+ * Waits until `dev` in `ns` is operationally up. A veth end brought up before
+ * its peer gets its qdisc only when linkwatch handles the carrier change
+ * (asynchronously): frames sent before that are dropped.
+ */
+export async function waitOperUp(ns: Netns, dev: string, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const state = (await linkInfo(ns, dev)).operstate;
+    if (state === "UP") return;
+    if (Date.now() > deadline) throw new Error(`${ns.name}/${dev} still ${state} after ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/**
+ * Polls `probe` until it returns true or `ms` pass. For effects of close(2):
+ * a child process forked by a parallel test module holds a copy of our fd
+ * table until it execs, which can delay the kernel's release of the file.
+ */
+export async function eventually(probe: () => Promise<boolean>, ms = 3000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (await probe()) return true;
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

@@ -13,7 +13,7 @@ import { TunTapDevice } from "../../ffi/tap.ts";
 import { needs } from "../helpers/env.ts";
 import { Lab } from "../helpers/netns.ts";
 import { inNetns } from "./in_netns.ts";
-import { checksum, concat, ethernetFrame, ipv6Header, linkInfo } from "./packets.ts";
+import { checksum, concat, ethernetFrame, eventually, ipv6Header, linkInfo } from "./packets.ts";
 
 const TAP_MAC = "02:4b:47:00:00:01";
 const PEER_MAC = parseMac("02:4b:47:00:00:02");
@@ -46,7 +46,7 @@ Deno.test({
   ignore: needs(["ip"], { root: true }),
   async fn() {
     await using lab = new Lab();
-    const ns = await lab.netns("tap");
+    const ns = await lab.netns("ffitap-tap");
     const name = `${lab.id}t`.slice(0, 15);
     const tap = inNetns(ns, () => TunTapDevice.open(name, { mode: "tap", nonblocking: true }));
     try {
@@ -102,8 +102,10 @@ Deno.test({
       tap.close(); // idempotent
     }
     assert.equal(tap.fd, -1);
-    const gone = await ns.exec(["ip", "link", "show", "dev", name], { allowFail: true });
-    assert.notEqual(gone.code, 0, "the device outlived close()");
+    const gone = await eventually(async () =>
+      (await ns.exec(["ip", "link", "show", "dev", name], { allowFail: true })).code !== 0
+    );
+    assert.ok(gone, "the device outlived close()");
   },
 });
 
@@ -112,7 +114,7 @@ Deno.test({
   ignore: needs(["ip"], { root: true }),
   async fn() {
     await using lab = new Lab();
-    const ns = await lab.netns("vnet");
+    const ns = await lab.netns("ffitap-vnet");
     const name = `${lab.id}v`.slice(0, 15);
     using tap = inNetns(
       ns,
@@ -138,7 +140,7 @@ Deno.test({
   ignore: needs(["ip"], { root: true }),
   async fn() {
     await using lab = new Lab();
-    const ns = await lab.netns("tun");
+    const ns = await lab.netns("ffitap-tun");
     const name = `${lab.id}u`.slice(0, 15);
     using tun = inNetns(ns, () => TunTapDevice.open(name, { mode: "tun", nonblocking: true }));
     assert.equal(tun.read(new Uint8Array(2048)), -1); // nonblocking, nothing queued: EAGAIN
