@@ -563,6 +563,7 @@ async function main(): Promise<number> {
       kernel: Deno.osRelease(),
       deno: Deno.version.deno,
       clkTck: clockTicks(),
+      loadavg: Deno.loadavg(),
     },
     settings: { iperfSeconds: IPERF_S, pings: PINGS, pingIntervalMs: PING_MS },
     paths: {
@@ -600,6 +601,7 @@ async function main(): Promise<number> {
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
   }
+  result.machine.loadavgAfter = Deno.loadavg();
   result.targets = evaluateTargets(result);
   result.seconds = (performance.now() - t0) / 1000;
   console.log(markdown(result));

@@ -94,7 +94,15 @@ export interface TargetResult {
 /** The whole run. */
 export interface BenchResult {
   date: string;
-  machine: { cpus: number; kernel: string; deno: string; clkTck: number };
+  machine: {
+    cpus: number;
+    kernel: string;
+    deno: string;
+    clkTck: number;
+    /** 1, 5, 15 min load averages at the start (other work on the machine skews results). */
+    loadavg: number[];
+    loadavgAfter?: number[];
+  };
   settings: { iperfSeconds: number; pings: number; pingIntervalMs: number };
   paths: { direct: PathResult; openvpn: PathResult; kagemusha: PathResult };
   memory: MemoryResult;
@@ -244,7 +252,9 @@ export function markdown(res: BenchResult): string {
   const out: string[] = [];
   out.push(
     `Kagemusha benchmark, ${res.date} — ${res.machine.cpus} CPUs, Linux ${res.machine.kernel}, ` +
-      `Deno ${res.machine.deno}. iperf3 TCP ${s.iperfSeconds} s per direction; ` +
+      `Deno ${res.machine.deno}, load average ${
+        res.machine.loadavg.map((x) => x.toFixed(2)).join(" ")
+      } at the start. iperf3 TCP ${s.iperfSeconds} s per direction; ` +
       `${s.pings} pings at ${s.pingIntervalMs} ms; jitter = mdev (population standard ` +
       `deviation of the RTTs, as ping prints it); CPU % = daemons' utime+stime over wall time ` +
       `(100 % = one core), CPU s/GB per 10⁹ bytes of TCP payload; RSS = peak (VmHWM).`,

@@ -283,7 +283,7 @@ Deno.test("bench/report: targets met and missed, with margins", () => {
   const md = markdown({
     ...res,
     date: "d",
-    machine: { cpus: 2, kernel: "k", deno: "v", clkTck: 100 },
+    machine: { cpus: 2, kernel: "k", deno: "v", clkTck: 100, loadavg: [0, 0, 0] },
     settings: { iperfSeconds: 5, pings: 500, pingIntervalMs: 5 },
     targets: t,
     seconds: 1,
