@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { needs, PYTHON } from "../helpers/env.ts";
 import { Lab, run } from "../helpers/netns.ts";
+import { controlRequest } from "../../src/control/client.ts";
 import { COA, ForeignHost, HA, HOA, REPO } from "./mn_lab.ts";
 
 const ignore = needs(["ip", "tshark", PYTHON], { root: true });
@@ -191,5 +192,56 @@ Deno.test({
     const again = ha.bus().at(-1)!;
     assert.equal(again.seq, 5004);
     assert.equal((await mn2.stop("SIGTERM")).code, 0);
+  },
+});
+
+Deno.test({
+  name:
+    "mn --standby: no BU until handover; handover continues a sequence, new CoA; export releases",
+  ignore,
+  async fn() {
+    await using lab = new Lab();
+    await using fh = await ForeignHost.create(lab);
+    const ha = await fh.startScapyHa();
+    const mn = fh.startDaemon(["--standby"]);
+    await mn.waitFor("mobile node ready", 20_000);
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal(ha.bus().length, 0, "standby sends nothing");
+    let b = (await fh.status()).bindings[0];
+    assert.equal(b.state, "deregistered");
+    assert.match(b.reason, /standby/);
+
+    // The VM arrived from a host that exported sequence 9000.
+    const t0 = performance.now();
+    await controlRequest(fh.control, "handover", {
+      bindings: [{ homeAddress: HOA, sequence: 9000 }],
+    });
+    b = await fh.waitBinding(mn, (b) => b.state === "registered", 5000);
+    const handoverMs = performance.now() - t0;
+    assert.equal(b.sequence, 9001);
+    assert.equal(ha.bus()[0].seq, 9001);
+    console.log(`handover command → registered: ${handoverMs.toFixed(1)} ms`);
+
+    // A new care-of address on the same interface.
+    await fh.host.ip("addr", "add", "2001:db8:3000::33/64", "dev", "eth0", "nodad");
+    await controlRequest(fh.control, "handover", { careOf: "2001:db8:3000::33" });
+    b = await fh.waitBinding(mn, (b) => b.state === "registered" && b.sequence === 9002, 5000);
+    assert.equal(b.careOfAddress, "2001:db8:3000::33");
+    const bu2 = ha.bus()[1];
+    assert.equal(bu2.src, "2001:db8:3000::33");
+    assert.equal(bu2.altcoa, "2001:db8:3000::33");
+
+    // export: the sequence for the next host; this host stops (no refresh steals the binding).
+    const exp = await controlRequest(fh.control, "export") as {
+      bindings: Array<{ homeAddress: string; sequence: number }>;
+    };
+    assert.deepEqual(exp.bindings, [{ homeAddress: HOA, sequence: 9002 }]);
+    b = (await fh.status()).bindings[0];
+    assert.equal(b.state, "deregistered");
+    assert.match(b.reason, /exported/);
+    const tap = JSON.parse((await fh.host.exec(["ip", "-j", "link", "show", "kgtap0"])).stdout)[0];
+    assert.ok(!(tap.flags as string[]).includes("UP"), "tap down after export");
+    assert.equal((await mn.stop("SIGTERM")).code, 0, mn.stderr);
+    assert.equal(ha.bus().length, 2, "no BU after export, none at exit without the flag");
   },
 });

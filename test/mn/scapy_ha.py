@@ -13,6 +13,7 @@ Every BU seen and every message sent is printed as one JSON line on stdout:
    "altcoa", "checksum_ok", "t" (capture time, seconds)}
   {"event": "ba", "dst", "hoa", "seq", "status", "lifetime"}
   {"event": "brr", "dst", "hoa"}
+  {"event": "na", "src", "dst", "target", "R", "S", "O", "tlla", "ethsrc", "ethdst"}
 
 Options:
   --iface IFACE --ha ADDR     where to listen, the HA address BUs must be sent to
@@ -95,6 +96,10 @@ def decode_bu(pkt):
         off += hlen
     if nh != 135 or off + 12 > len(b):
         return None
+    home = hoa is None
+    if home:
+        # From the home link (RFC 6275 sec. 11.5.4): no HAO, the source is the home address.
+        hoa = src
     mh = b[off:off + (b[off + 1] + 1) * 8]
     if mh[2] != 5:
         return None
@@ -124,10 +129,29 @@ def decode_bu(pkt):
                   "K": bool(fl & 0x10)},
         "lifetime": lifetime,
         "altcoa": altcoa,
-        "checksum_ok": hoa is not None and mh_checksum(hoa, dst, zeroed) == stored,
+        "checksum_ok": mh_checksum(hoa, dst, zeroed) == stored,
+        "home": home,
         "t": float(pkt.time),
         "_mac": pkt[Ether].src,
     }
+
+
+def decode_na(pkt):
+    """A Neighbor Advertisement (RFC 4861 sec. 4.4) decoded by hand, or None."""
+    if Ether not in pkt:
+        return None
+    b = bytes(pkt[Ether].payload)
+    if len(b) < 64 or b[0] >> 4 != 6 or b[6] != 58 or b[40] != 136:
+        return None
+    tlla = None
+    p = 64
+    while p + 8 <= len(b) and b[p + 1] > 0:
+        if b[p] == 2:
+            tlla = ":".join("%02x" % x for x in b[p + 2:p + 8])
+        p += b[p + 1] * 8
+    return {"event": "na", "src": ntop(b[8:24]), "dst": ntop(b[24:40]), "target": ntop(b[48:64]),
+            "R": bool(b[44] & 0x80), "S": bool(b[44] & 0x40), "O": bool(b[44] & 0x20),
+            "tlla": tlla, "ethsrc": pkt[Ether].src, "ethdst": pkt[Ether].dst}
 
 
 def with_rh2(ha, coa, hoa, mh_layer):
@@ -152,6 +176,8 @@ def main():
     ap.add_argument("--silent", type=int, default=0)
     ap.add_argument("--brr-after", type=float)
     ap.add_argument("--duration", type=float, default=120)
+    ap.add_argument("--home-mac", help="Ethernet destination of BAs to a BU sent from home")
+    ap.add_argument("--watch-na", help="also report Neighbor Advertisements for this target")
     a = ap.parse_args()
     mymac = get_if_hwaddr(a.iface)
     state = {"n": 0, "brr_sent": False}
@@ -160,6 +186,11 @@ def main():
         sendp(Ether(src=mymac, dst=dstmac, type=0x86DD) / ipbytes, iface=a.iface)
 
     def handle(pkt):
+        if a.watch_na:
+            na = decode_na(pkt)
+            if na is not None and na["target"] == a.watch_na:
+                out(na)
+                return
         bu = decode_bu(pkt)
         if bu is None or bu["dst"] != a.ha:
             return
@@ -176,7 +207,16 @@ def main():
         if status >= 128:
             lifetime = 0
         ba = MIP6MH_BA(status=status, flags=0, seq=seq, mhtime=lifetime)
-        send_ip(with_rh2(a.ha, bu["src"], bu["hoa"], ba), mac)
+        if bu["home"]:
+            # Care-of address = home address: the BA goes to the HoA, no RH2 (sec. 11.5.4).
+            if not a.home_mac:
+                return
+            b = bytearray(raw(IPv6(src=a.ha, dst=bu["hoa"], hlim=64) / ba))
+            b[44:46] = b"\0\0"
+            b[44:46] = struct.pack("!H", mh_checksum(a.ha, bu["hoa"], bytes(b[40:])))
+            send_ip(bytes(b), a.home_mac)
+        else:
+            send_ip(with_rh2(a.ha, bu["src"], bu["hoa"], ba), mac)
         out({"event": "ba", "dst": bu["src"], "hoa": bu["hoa"], "seq": seq, "status": status,
              "lifetime": lifetime})
         if a.brr_after is not None and status < 128 and not state["brr_sent"] and bu["lifetime"] > 0:
