@@ -544,6 +544,23 @@ export class BindingUpdateListEntry {
       return;
     }
     this.#consecutive135 = 0;
+    if (this.#dereg && ba.status === BA_STATUS.NOT_HOME_AGENT) {
+      // §10.3.2: a deregistration for which the HA has no binding is refused with 133: there
+      // is nothing left to deregister.
+      this.counters.baRefused++;
+      this.#stopAttempt();
+      this.#deregGiveUpAt = null;
+      this.#bindingExpiresAt = null;
+      this.#refreshAt = null;
+      this.#hadBinding = false;
+      this.#setState(
+        "deregistered",
+        `home agent holds no binding (status 133, ${baStatusText(133)})`,
+        now,
+        out,
+      );
+      return;
+    }
     if (ba.status >= 128) {
       this.counters.baRefused++;
       out.push({

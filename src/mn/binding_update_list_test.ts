@@ -386,3 +386,18 @@ Deno.test("release: no BU, timers stop, deregistered; BAs afterwards are strays"
   h2.send({ type: "deregister", atHome: true, sequence: h.entry.sequence });
   assert.equal(h2.lastBu().sequence, 43);
 });
+
+Deno.test("deregistration refused with 133 (no binding at the HA) ends as deregistered", () => {
+  const h = new Harness();
+  h.send({ type: "deregister", atHome: true });
+  h.ba(133, 42, { rh2: null, dst: HOA });
+  assert.equal(h.entry.state, "deregistered");
+  assert.match(h.entry.reason, /133/);
+  assert.equal(h.entry.nextDeadline(), null);
+  // A registration refused with 133 keeps retrying instead.
+  const r = new Harness();
+  r.send({ type: "start" });
+  r.ba(133, 42);
+  assert.equal(r.entry.state, "registering");
+  assert.notEqual(r.entry.nextDeadline(), null);
+});
