@@ -139,7 +139,7 @@ export class Netns {
 export class Lab implements AsyncDisposable {
   readonly namespaces: Netns[] = [];
   readonly processes: LabProcess[] = [];
-  readonly id = `k${Deno.pid % 100000}x${++counter}`;
+  readonly id = `k${Deno.pid % 100000}${crypto.randomUUID().slice(0, 4)}x${++counter}`;
 
   /** Creates namespace `<lab id>-<short>` with loopback up and DAD disabled. */
   async netns(short: string): Promise<Netns> {
