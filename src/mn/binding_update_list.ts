@@ -60,6 +60,11 @@ export interface BulOptions {
   lifetime: number;
   /** The last sequence number used (the next BU carries this + 1, modulo 2^16). */
   lastSequence: number;
+  /**
+   * False when `lastSequence` is a random start (nothing persisted for this HoA): a sequence
+   * handed over by the previous host then replaces it even when it looks older. Default true.
+   */
+  sequenceKnown?: boolean;
   /** Override {@linkcode BUL_DEFAULTS}. */
   tunables?: Partial<typeof BUL_DEFAULTS>;
 }
@@ -201,6 +206,7 @@ export class BindingUpdateListEntry {
   #state: BulState = "deregistered";
   #reason = "not started";
   #lastSeq: number;
+  #seqKnown: boolean;
   #atHome = false;
 
   /** A BU of the current attempt awaits its BA. */
@@ -236,6 +242,7 @@ export class BindingUpdateListEntry {
       throw new RangeError(`lastSequence must be a non-negative integer: ${opts.lastSequence}`);
     }
     this.#lastSeq = opts.lastSequence & 0xffff;
+    this.#seqKnown = opts.sequenceKnown ?? true;
     this.#t = { ...BUL_DEFAULTS, ...opts.tunables };
   }
 
@@ -371,6 +378,7 @@ export class BindingUpdateListEntry {
   /** Sends the attempt's next BU with a fresh sequence number and arms the retransmission. */
   #send(now: number, out: BulAction[], retransmission: boolean): void {
     this.#lastSeq = (this.#lastSeq + 1) & 0xffff;
+    this.#seqKnown = true;
     this.#transmissions++;
     this.#inFlight = true;
     this.#lastSentAt = now;
@@ -699,11 +707,15 @@ export class BindingUpdateListEntry {
     });
   }
 
-  /** A sequence handed over by the previous host: a binding exists at the HA; only forward. */
+  /**
+   * A sequence handed over by the previous host: a binding exists at the HA. It only moves
+   * the counter forward, unless ours is a random start.
+   */
   #takeSequence(sequence: number): void {
     const s = sequence & 0xffff;
     this.#hadBinding = true;
-    if (seqGreater(s, this.#lastSeq)) this.#lastSeq = s;
+    if (!this.#seqKnown || seqGreater(s, this.#lastSeq)) this.#lastSeq = s;
+    this.#seqKnown = true;
   }
 
   #onHandover(e: Extract<BulEvent, { type: "handover" }>, now: number, out: BulAction[]): void {

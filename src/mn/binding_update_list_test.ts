@@ -401,3 +401,13 @@ Deno.test("deregistration refused with 133 (no binding at the HA) ends as deregi
   assert.equal(r.entry.state, "registering");
   assert.notEqual(r.entry.nextDeadline(), null);
 });
+
+Deno.test("a random start sequence gives way to a handed-over one, even an 'older' one", () => {
+  const h = new Harness({ lastSequence: 12624, sequenceKnown: false });
+  h.send({ type: "handover", sequence: 9000 });
+  assert.equal(h.lastBu().sequence, 9001);
+  // Once known, only forward.
+  const k = new Harness({ lastSequence: 12624 });
+  k.send({ type: "handover", sequence: 9000 });
+  assert.equal(k.lastBu().sequence, 12625);
+});

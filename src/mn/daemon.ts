@@ -213,6 +213,7 @@ class MnDaemon {
       const stateName = stateNameFor(vm.homeAddress);
       const stored = this.store.read(stateName);
       let lastSequence: number;
+      let sequenceKnown = true;
       if (isRecord(stored) && Number.isInteger(stored.sequence)) {
         lastSequence = (stored.sequence as number) & 0xffff;
         log.info("{hoa}: continuing sequence {seq} from {dir}", {
@@ -222,6 +223,7 @@ class MnDaemon {
         });
       } else {
         lastSequence = crypto.getRandomValues(new Uint16Array(1))[0];
+        sequenceKnown = false;
       }
       const entry = new BindingUpdateListEntry({
         homeAddress: vm.homeAddress,
@@ -229,6 +231,7 @@ class MnDaemon {
         careOf: this.careOf,
         lifetime: c.lifetime,
         lastSequence,
+        sequenceKnown,
       });
       const home = inPrefix(this.careOf, vm.homeAddress, vm.prefixLength);
       tap.setUp(!home);
