@@ -25,6 +25,7 @@ export const HA_STATUS = {
   ACCEPTED: 0,
   UNSPECIFIED: 128,
   ADMIN_PROHIBITED: 129,
+  INSUFFICIENT_RESOURCES: 130,
   HOME_REG_NOT_SUPPORTED: 131,
   NOT_HOME_SUBNET: 132,
   NOT_HOME_AGENT: 133,
@@ -73,6 +74,12 @@ export type HaEvent =
   }
   /** DAD saw another node claim `homeAddress` (an NA for it, or an NS from :: for it). */
   | { type: "dadDuplicate"; homeAddress: string; evidence: string }
+  /**
+   * The wiring could not carry out an `install` (table full, rtnetlink error): the binding is
+   * dropped and the mobile node told 130 "insufficient resources" (RFC 6275 §6.1.8). The
+   * wiring skips the `sendBa`/`unsolicitedNa` that followed the failed install.
+   */
+  | { type: "installFailed"; homeAddress: string; error: string }
   /** The deadline from {@linkcode HomeAgentCore.nextDeadline} passed. */
   | { type: "timer" }
   /** Bindings read back from the state directory at start. */
@@ -218,6 +225,9 @@ export class HomeAgentCore {
         break;
       case "restore":
         this.#restore(event.bindings, now, out);
+        break;
+      case "installFailed":
+        this.#installFailed(event, out);
         break;
     }
     return out;
@@ -547,6 +557,22 @@ export class HomeAgentCore {
       "DUPLICATE ADDRESS: {homeAddress} is in use on the home link ({evidence}); binding via {careOf} dropped after an optimistic BA",
       { homeAddress: hoa, evidence: ev.evidence, careOf: b.careOf },
     );
+  }
+
+  #installFailed(ev: Extract<HaEvent, { type: "installFailed" }>, out: HaAction[]): void {
+    const hoa = canonicalIPv6(ev.homeAddress);
+    const b = this.cache.delete(hoa);
+    if (b === undefined) return;
+    this.#count("install_failed");
+    if (b.dadUntil !== undefined) out.push({ type: "stopDad", homeAddress: hoa });
+    out.push({ type: "remove", homeAddress: hoa, careOf: b.careOf, reason: "install failed" });
+    out.push({ type: "persist" });
+    this.#ba(out, this.#replyOf(b), HA_STATUS.INSUFFICIENT_RESOURCES, b.sequence, 0);
+    this.#log(out, "error", "binding for {homeAddress} via {careOf} dropped: {error}", {
+      homeAddress: hoa,
+      careOf: b.careOf,
+      error: ev.error,
+    }, "install-failed");
   }
 
   #restore(list: PersistedBinding[], now: number, out: HaAction[]): void {

@@ -537,3 +537,27 @@ Deno.test("deadline heap agrees with a scan of the cache under random traffic", 
     { numRuns: 300 },
   );
 });
+
+Deno.test("installFailed: binding dropped, BA 130, partial state removed", () => {
+  const core = new HomeAgentCore(cfg());
+  core.handle(buEv(5), T0);
+  core.handle({ type: "timer" }, T0 + 1000); // install, NA, BA 0 (the wiring skips the BA)
+  const a = core.handle(
+    { type: "installFailed", homeAddress: HOA, error: "table full" },
+    T0 + 1001,
+  );
+  assert.deepEqual(kinds(a), ["remove", "persist", "sendBa"]);
+  assert.equal(bas(a)[0].status, 130);
+  assert.equal(bas(a)[0].sequence, 5);
+  assert.equal(bas(a)[0].to, COA);
+  assert.equal(core.cache.size, 0);
+  assert.deepEqual(
+    kinds(core.handle({ type: "installFailed", homeAddress: HOA, error: "x" }, T0)),
+    [],
+  );
+  // optimistic: DAD still running is stopped too
+  const opt = new HomeAgentCore(cfg({ dad: "optimistic" }));
+  opt.handle(buEv(1), T0);
+  const b = opt.handle({ type: "installFailed", homeAddress: HOA, error: "EPERM" }, T0 + 1);
+  assert.deepEqual(kinds(b), ["stopDad", "remove", "persist", "sendBa"]);
+});

@@ -54,12 +54,12 @@ const log = logger("ha");
 export const STATE_NAME = "ha-bindings";
 
 /** Capacity of the shared HoA → CoA table handed to the data path. */
-export const TABLE_CAPACITY = 4096;
+export const TABLE_CAPACITY = 65536;
 
 /** Tunnel overhead: the outer IPv6 header (RFC 2473). */
 const TUNNEL_OVERHEAD = 40;
 
-/** Changes to the Binding Cache within this many ms share one state write. */
+/** Changes to the Binding Cache within this many ms (more for a big cache) share one write. */
 const PERSIST_DELAY_MS = 20;
 
 /** How long a receive loop waits before re-checking for shutdown (ms). */
@@ -80,6 +80,7 @@ export class HomeAgentDaemon {
   readonly #dadJoined = new Set<string>();
   #dirty = false;
   #persistTimer: ReturnType<typeof setTimeout> | undefined;
+  #persistDelay = PERSIST_DELAY_MS;
   /** HoA → CoA of what is installed in the kernel and the tunnel table. */
   readonly #installed = new Map<string, string>();
   readonly #loops: Promise<void>[] = [];
@@ -302,13 +303,23 @@ export class HomeAgentDaemon {
   #dispatch(event: HaEvent): void {
     const now = Date.now();
     const actions = this.core.handle(event, now);
+    const failed = new Map<string, string>();
     for (const a of actions) {
+      // after a failed install, its BA 0 and NA must not go out (installFailed answers 130)
+      if (
+        (a.type === "sendBa" || a.type === "unsolicitedNa") && failed.has(a.homeAddress) &&
+        (a.type === "unsolicitedNa" || a.status === 0)
+      ) continue;
       try {
         this.#execute(a, now);
       } catch (e) {
         this.#count("action_errors");
         log.error("{action} failed: {error}", { action: a.type, error: String(e) });
+        if (a.type === "install") failed.set(a.homeAddress, String(e));
       }
+    }
+    for (const [homeAddress, error] of failed) {
+      this.#dispatch({ type: "installFailed", homeAddress, error });
     }
     this.#arm();
   }
@@ -476,7 +487,9 @@ export class HomeAgentDaemon {
    * kernel has joined the group itself (raw sockets see every group the host is in).
    */
   #joinDadGroup(hoa: string, group: string): void {
-    if (this.#installed.has(hoa) || this.#dadJoined.has(hoa)) return;
+    if (this.#cfg.dad === "optimistic" || this.#installed.has(hoa) || this.#dadJoined.has(hoa)) {
+      return; // optimistic: the proxy entry installed next joins the group for the device
+    }
     try {
       this.#nd.joinGroup(group, this.#link.index);
       this.#dadJoined.add(hoa);
@@ -502,14 +515,18 @@ export class HomeAgentDaemon {
     this.#persistTimer = setTimeout(() => {
       this.#persistTimer = undefined;
       this.#persistNow();
-    }, PERSIST_DELAY_MS);
+    }, this.#persistDelay);
   }
 
   #persistNow(): void {
     if (!this.#dirty) return;
     this.#dirty = false;
     try {
+      const t0 = performance.now();
       this.#store.write(STATE_NAME, this.core.cache.toPersisted());
+      // a big cache costs more to write: space writes so they take at most ~20% of the time
+      const took = performance.now() - t0;
+      this.#persistDelay = Math.min(1000, Math.max(PERSIST_DELAY_MS, 4 * took));
       this.#count("state_writes");
     } catch (e) {
       this.#count("state_write_errors");
