@@ -63,16 +63,21 @@ export class PingProbe {
   }
 
   /**
-   * Sequence numbers without a reply between the last reply before `t` and
-   * the first reply after it: the pings a move lost.
+   * Pings lost across an outage that started at wall-clock `from` and was
+   * over by `until`: sequence numbers after the last reply received before
+   * `from` and before the first reply received at or after `until` that got
+   * no reply at all.
    */
-  lostAround(t: number): number {
+  lostBetween(from: number, until: number): number {
     const rs = this.replies();
-    const before = rs.filter((r) => r.at < t).map((r) => r.seq);
-    const after = rs.find((r) => r.at >= t);
-    if (!after) return this.lastSent() - (before.length ? Math.max(...before) : 0);
-    const last = before.length ? Math.max(...before) : after.seq - 1;
-    return Math.max(0, after.seq - last - 1);
+    const before = rs.filter((r) => r.at < from);
+    const last = before.length ? before[before.length - 1].seq : 0;
+    const next = rs.find((r) => r.at >= until);
+    const end = next ? next.seq : this.lastSent() + 1;
+    const answered = new Set(rs.map((r) => r.seq));
+    let lost = 0;
+    for (let seq = last + 1; seq < end; seq++) if (!answered.has(seq)) lost++;
+    return lost;
   }
 
   /** Waits until a reply arrives after wall-clock `t`, or throws after `ms`. */
