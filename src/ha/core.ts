@@ -37,6 +37,9 @@ export const HA_STATUS = {
 /** Binding Error status codes (RFC 6275 §6.1.9). */
 export const HA_BE_STATUS = { UNKNOWN_HAO: 1, UNKNOWN_MH_TYPE: 2 } as const;
 
+/** Binding Errors for unknown home addresses go to one source at most this often (§9.3.3). */
+export const BE_INTERVAL_MS = 1000;
+
 /** Default DAD wait: RetransTimer (1 s, RFC 4861 §10) × DupAddrDetectTransmits (1). */
 export const DEFAULT_DAD_WAIT_MS = 1000;
 
@@ -72,6 +75,11 @@ export type HaEvent =
     hao: boolean;
     message: MobilityRepr;
   }
+  /**
+   * A packet other than a mobility message arrived with a Home Address option (RFC 6275
+   * §9.3.1); `src` is its source (the claimed CoA), `homeAddress` the HAO's address.
+   */
+  | { type: "haoPacket"; src: string; dst: string; homeAddress: string; nextHeader: number }
   /** DAD saw another node claim `homeAddress` (an NA for it, or an NS from :: for it). */
   | { type: "dadDuplicate"; homeAddress: string; evidence: string }
   /**
@@ -167,6 +175,7 @@ export class HomeAgentCore {
   readonly #maxUnits: number;
   readonly #counters: Record<string, number> = {};
   #restored = false;
+  readonly #beSentAt = new Map<string, number>();
 
   constructor(config: HaCoreConfig) {
     this.#cfg = {
@@ -228,6 +237,9 @@ export class HomeAgentCore {
         break;
       case "installFailed":
         this.#installFailed(event, out);
+        break;
+      case "haoPacket":
+        this.#haoPacket(event, now, out);
         break;
     }
     return out;
@@ -556,6 +568,44 @@ export class HomeAgentCore {
       "error",
       "DUPLICATE ADDRESS: {homeAddress} is in use on the home link ({evidence}); binding via {careOf} dropped after an optimistic BA",
       { homeAddress: hoa, evidence: ev.evidence, careOf: b.careOf },
+    );
+  }
+
+  /**
+   * RFC 6275 §9.3.1: a HAO without a Binding Cache entry for that home address and source →
+   * Binding Error status 1, rate-limited per source (§9.3.3: here one per second). With a
+   * home registration for it the packet is still not deliverable (route optimisation is not
+   * served): counted only.
+   */
+  #haoPacket(ev: Extract<HaEvent, { type: "haoPacket" }>, now: number, out: HaAction[]): void {
+    const hoa = canonicalIPv6(ev.homeAddress);
+    const src = canonicalIPv6(ev.src);
+    const b = this.cache.get(hoa);
+    if (b !== undefined && b.careOf === src) {
+      this.#count("hao_packets_bound");
+      return;
+    }
+    this.#count("hao_packets_unbound");
+    const last = this.#beSentAt.get(src);
+    if (last !== undefined && now - last < BE_INTERVAL_MS) return;
+    if (this.#beSentAt.size >= 4096) {
+      for (const [k, t] of this.#beSentAt) if (now - t >= BE_INTERVAL_MS) this.#beSentAt.delete(k);
+    }
+    this.#beSentAt.set(src, now);
+    this.#count("be_sent");
+    out.push({
+      type: "sendBe",
+      from: canonicalIPv6(ev.dst),
+      to: src,
+      homeAddress: hoa,
+      status: HA_BE_STATUS.UNKNOWN_HAO,
+    });
+    this.#log(
+      out,
+      "warning",
+      "packet (next header {nextHeader}) from {src} with home address {homeAddress} but no binding: Binding Error 1 sent",
+      { src, homeAddress: hoa, nextHeader: ev.nextHeader },
+      "be-unknown-hao",
     );
   }
 

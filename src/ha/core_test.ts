@@ -561,3 +561,25 @@ Deno.test("installFailed: binding dropped, BA 130, partial state removed", () =>
   const b = opt.handle({ type: "installFailed", homeAddress: HOA, error: "EPERM" }, T0 + 1);
   assert.deepEqual(kinds(b), ["stopDad", "remove", "persist", "sendBa"]);
 });
+
+Deno.test("HAO without a binding: Binding Error 1, at most one per second per source", () => {
+  const core = registered();
+  const ev = (src: string, hoa = HOA): HaEvent => ({
+    type: "haoPacket",
+    src,
+    dst: HA,
+    homeAddress: hoa,
+    nextHeader: 17,
+  });
+  // the registered HoA from its CoA: no error (counted)
+  assert.deepEqual(kinds(core.handle(ev(COA), T0 + 2000)), []);
+  // same HoA from another address, or an unknown HoA: BE 1 to the packet's source
+  const a = core.handle(ev(COA2), T0 + 2000);
+  assert.deepEqual(a.filter((x) => x.type !== "log"), [
+    { type: "sendBe", from: HA, to: COA2, homeAddress: HOA, status: 1 },
+  ]);
+  assert.deepEqual(kinds(core.handle(ev(COA2, "2001:db8:2000::77"), T0 + 2500)), []);
+  assert.deepEqual(kinds(core.handle(ev(COA2, "2001:db8:2000::77"), T0 + 3000)), ["sendBe"]);
+  assert.equal(core.counters().hao_packets_bound, 1);
+  assert.equal(core.counters().hao_packets_unbound, 3);
+});

@@ -22,8 +22,8 @@ export const ND_HOP_LIMIT = 255;
 
 /** A datagram decoded by {@linkcode decodeDstOptsDatagram} / {@linkcode decodeMhDatagram}. */
 export type Decoded =
-  /** A checksum-verified mobility message, ready for the core. */
-  | { kind: "event"; event: Extract<HaEvent, { type: "mh" }> }
+  /** A checksum-verified mobility message, or another packet with a HAO, for the core. */
+  | { kind: "event"; event: Extract<HaEvent, { type: "mh" | "haoPacket" }> }
   /** Nothing for the home agent (not a mobility message, or seen on the other socket). */
   | { kind: "ignore"; why: string }
   /** Malformed or spoofed input; `error.field` names the offending field. */
@@ -39,10 +39,17 @@ export function decodeDstOptsDatagram(bytes: Uint8Array, src: string, dst: strin
   const d = parseDestOpts(bytes);
   if (!d.ok) return { kind: "bad", where: "dstopts", error: d };
   const { repr, length } = d.value;
+  const hao = repr.options.find((o) => o.type === "hao");
   if (repr.nextHeader !== IPPROTO.MH) {
+    if (hao?.type === "hao") {
+      const homeAddress = hao.homeAddress;
+      return {
+        kind: "event",
+        event: { type: "haoPacket", src, dst, homeAddress, nextHeader: repr.nextHeader },
+      };
+    }
     return { kind: "ignore", why: `next header ${repr.nextHeader} after destination options` };
   }
-  const hao = repr.options.find((o) => o.type === "hao");
   const homeAddress = hao?.type === "hao" ? hao.homeAddress : src;
   const mh = parseMobility(bytes.subarray(length), { src: homeAddress, dst });
   if (!mh.ok) {

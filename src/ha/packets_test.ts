@@ -43,7 +43,7 @@ Deno.test("decodeDstOptsDatagram: BU with HAO, checksum over the HoA", () => {
   const pkt = buildBindingUpdate({ careOf: COA, homeAgent: HA, homeAddress: HOA, bu });
   const d = decodeDstOptsDatagram(afterIpv6(pkt), COA, HA);
   assert.equal(d.kind, "event");
-  if (d.kind !== "event") return;
+  if (d.kind !== "event" || d.event.type !== "mh") return assert.fail("not an MH event");
   assert.equal(d.event.homeAddress, HOA);
   assert.equal(d.event.hao, true);
   assert.equal(d.event.src, COA);
@@ -81,7 +81,11 @@ Deno.test("decodeDstOptsDatagram: truncated and non-MH payloads", () => {
   assert.equal(cut.kind === "bad" && cut.where, "dstopts");
   const tcp = data.slice();
   tcp[0] = IPPROTO.TCP;
-  assert.equal(decodeDstOptsDatagram(tcp, COA, HA).kind, "ignore");
+  // another upper layer behind a HAO: reported for a Binding Error check (RFC 6275 §9.3.1)
+  assert.deepEqual(decodeDstOptsDatagram(tcp, COA, HA), {
+    kind: "event",
+    event: { type: "haoPacket", src: COA, dst: HA, homeAddress: HOA, nextHeader: IPPROTO.TCP },
+  });
   const short = decodeDstOptsDatagram(data.subarray(0, data.length - 8), COA, HA);
   assert.equal(short.kind === "bad" && short.error.kind, "truncated");
 });
@@ -93,7 +97,7 @@ Deno.test("decodeMhDatagram: no HAO means the source is the home address", () =>
   const d = decodeMhDatagram(mh, COA, HA, false);
   assert.equal(d.kind, "event");
   assert.equal(d.kind === "event" && d.event.homeAddress, COA);
-  assert.equal(d.kind === "event" && d.event.hao, false);
+  assert.equal(d.kind === "event" && d.event.type === "mh" && d.event.hao, false);
   assert.equal(decodeMhDatagram(mh, COA, HA, true).kind, "ignore");
   assert.equal(decodeMhDatagram(mh, HOA, HA, false).kind, "bad");
 });

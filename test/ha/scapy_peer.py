@@ -37,6 +37,7 @@ from scapy.all import (  # noqa: E402
     IPv6ExtHdrDestOpt,
     IPv6ExtHdrRouting,
     Ether,
+    UDP,
     raw,
 )
 
@@ -169,9 +170,16 @@ class Peer:
         hoa, ha = r["hoa"], r["ha"]
         return self.signal(r, mh_unknown(r["mh_type"], hoa, ha))
 
+    def cmd_hao_udp(self, r):
+        """A UDP datagram with a Home Address option (route-optimised traffic, section 9.3.1)."""
+        return self.signal(r, None)
+
     def signal(self, r, mh):
         hoa, ha, coa = r["hoa"], r["ha"], r["coa"]
-        if r.get("hao", True):
+        if mh is None:
+            pkt = (IPv6(src=coa, dst=ha) / IPv6ExtHdrDestOpt(options=[HAO(hoa=hoa)])
+                   / UDP(sport=4242, dport=4242) / b"kagemusha")
+        elif r.get("hao", True):
             pkt = IPv6(src=coa, dst=ha) / IPv6ExtHdrDestOpt(nh=MH, options=[HAO(hoa=hoa)]) / mh
         else:
             pkt = IPv6(src=coa, dst=ha, nh=MH) / mh

@@ -1,7 +1,8 @@
 /**
  * `kagemusha ha` against an independent scapy mobile node (RFC 6275 §9.5, §10.3): BA status 0
  * with a type 2 routing header carrying the HoA, sequence echoed, lifetime clamped; 135 with the
- * last accepted sequence; 133, 132, 134; a Binding Error for an unknown MH type.
+ * last accepted sequence; 133, 132, 134; Binding Errors for an unknown MH type and for a HAO
+ * without a binding.
  */
 
 import assert from "node:assert/strict";
@@ -119,6 +120,18 @@ Deno.test({
     assert.equal(be?.hoa, HOA);
     assert.equal(be?.cksum_ok, true);
 
+    // Another packet with a HAO for a home address with no binding: Binding Error status 1.
+    const be1 = (await mn.request<{ reply: MhReply | null }>("hao_udp", {
+      iface: "eth0",
+      coa: COA,
+      ha: HA,
+      hoa: "2001:db8:2000::77",
+      timeout: 3,
+    })).reply;
+    assert.equal(be1?.kind, "be");
+    assert.equal(be1?.status, 1);
+    assert.equal(be1?.hoa, "2001:db8:2000::77");
+
     // A BU whose checksum was computed over the CoA (not the HoA) is dropped and counted.
     const before = await haStatus(t);
     const bad = await bu({ seq: 1002, hao: true, timeout: 1, bad_checksum: true });
@@ -136,7 +149,7 @@ Deno.test({
     assert.equal(st.counters.ba_status_133, 1);
     assert.equal(st.counters.ba_status_132, 1);
     assert.equal(st.counters.ba_status_134, 1);
-    assert.equal(st.counters.be_sent, 1);
+    assert.equal(st.counters.be_sent, 2);
     assert.equal((st.counters.rx_checksum ?? 0) - (before.counters.rx_checksum ?? 0), 1);
     assert.match(ha.stderr, /checksum field checksum/);
 
