@@ -245,3 +245,54 @@ Deno.test({
     assert.equal(ha.bus().length, 2, "no BU after export, none at exit without the flag");
   },
 });
+
+Deno.test({
+  name: "mn --config with two VMs: two bindings, two taps, one shared bridge, two state files",
+  ignore,
+  async fn() {
+    await using lab = new Lab();
+    await using fh = await ForeignHost.create(lab);
+    const ha = await fh.startScapyHa();
+    const HOA2 = "2001:db8:2000::11";
+    const cfg = `${fh.dir}/mn.json`;
+    await Deno.writeTextFile(
+      cfg,
+      JSON.stringify({
+        interface: "eth0",
+        homeAgent: HA,
+        lifetime: 60,
+        control: fh.control,
+        stateDir: fh.stateDir,
+        vms: [
+          { homeAddress: `${HOA}/64`, vmMac: "52:54:00:00:00:10", tap: "kgtapa", bridge: "kgbr0" },
+          { homeAddress: `${HOA2}/64`, vmMac: "52:54:00:00:00:11", tap: "kgtapb", bridge: "kgbr0" },
+        ],
+      }),
+    );
+    const mn = fh.host.spawn([
+      Deno.execPath(),
+      "run",
+      "-A",
+      `${REPO}mod.ts`,
+      "mn",
+      "--config",
+      cfg,
+    ]);
+    const deadline = Date.now() + 15_000;
+    let st = await fh.status().catch(() => null);
+    while (!st || st.bindings.some((b) => b.state !== "registered")) {
+      if (Date.now() > deadline) throw new Error(`${JSON.stringify(st)}\n${mn.stderr}`);
+      await new Promise((r) => setTimeout(r, 100));
+      st = await fh.status().catch(() => null);
+    }
+    assert.deepEqual(st.bindings.map((b) => b.homeAddress), [HOA, HOA2]);
+    assert.deepEqual(new Set(ha.bus().map((b) => b.hoa)), new Set([HOA, HOA2]));
+    const links = await fh.links();
+    for (const l of ["kgtapa", "kgtapb", "kgbr0"]) assert.ok(links.includes(l), l);
+    const files = [...Deno.readDirSync(fh.stateDir)].map((e) => e.name).sort();
+    assert.deepEqual(files, ["binding-2001_db8_2000__10.json", "binding-2001_db8_2000__11.json"]);
+    assert.equal((await mn.stop("SIGTERM")).code, 0, mn.stderr);
+    const after = await fh.links();
+    for (const l of ["kgtapa", "kgtapb", "kgbr0"]) assert.ok(!after.includes(l), l);
+  },
+});
