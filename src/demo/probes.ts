@@ -173,3 +173,36 @@ export class TcpProbe {
     await this.server.stop("SIGTERM");
   }
 }
+
+/**
+ * Sends `bytes` of a pseudo-random stream over one TCP connection from
+ * `sourceNs` to `sinkNs` (`address`:`port`) and returns what each side
+ * counted and hashed; equal hashes mean the stream arrived intact.
+ */
+export async function bulkTransfer(
+  sourceNs: Netns,
+  sinkNs: Netns,
+  address: string,
+  bytes: number,
+  port = 5002,
+): Promise<{ sent: string; received: string; ms: number }> {
+  const sink = sinkNs.spawn([Deno.execPath(), "run", "-A", TCP_SCRIPT, "sink", String(port)]);
+  await sink.waitFor("listening");
+  const t0 = Date.now();
+  const src = await sourceNs.exec([
+    Deno.execPath(),
+    "run",
+    "-A",
+    TCP_SCRIPT,
+    "source",
+    address,
+    String(port),
+    String(bytes),
+  ]);
+  await sink.waitFor(/received \d+/, 30_000);
+  const ms = Date.now() - t0;
+  await sink.stop();
+  const sent = /sent (\d+ \w+)/.exec(src.stdout)?.[1] ?? `nothing: ${src.stderr}`;
+  const received = /received (\d+ \w+)/.exec(sink.stdout)?.[1] ?? "nothing";
+  return { sent, received, ms };
+}
