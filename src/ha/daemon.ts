@@ -98,6 +98,10 @@ export class HomeAgentDaemon {
   #stopping = false;
   #stopped: Promise<void> | undefined;
 
+  #fail!: (why: string) => void;
+  /** Resolves with the reason when the home agent cannot go on (e.g. its data path died). */
+  readonly failed: Promise<string> = new Promise((r) => this.#fail = r);
+
   constructor(config: HaConfig) {
     this.#cfg = config;
     this.core = new HomeAgentCore({
@@ -180,7 +184,10 @@ export class HomeAgentDaemon {
     const dp = this.#datapath;
     c.defer("data path", () => dp.stop());
     dp.done.then((err) => {
-      if (err !== null && !this.#stopping) log.error("data path stopped: {err}", { err });
+      if (err !== null && !this.#stopping) {
+        log.error("data path stopped: {err}", { err });
+        this.#fail(`data path stopped: ${err}`);
+      }
     });
 
     // Sockets.
@@ -586,7 +593,8 @@ export class HomeAgentDaemon {
 /**
  * Runs the home agent until SIGTERM/SIGINT (RFC 6275 §10): resolves with the exit code, 0
  * after a clean shutdown (routes, proxy entries, tun device and control socket removed; the
- * Binding Cache stays in the state directory), 1 when it could not start.
+ * Binding Cache stays in the state directory), 1 when it could not start or its data path
+ * died (everything is cleaned up the same way).
  */
 export async function runHomeAgent(config: HaConfig): Promise<number> {
   const signal = waitForShutdown();
@@ -597,9 +605,13 @@ export async function runHomeAgent(config: HaConfig): Promise<number> {
     log.error("home agent failed to start: {error}", { error: String(e) });
     return 1;
   }
-  const sig = await signal;
-  log.info("{signal}: shutting down", { signal: sig });
+  const end = await Promise.race([
+    signal.then((sig) => ({ sig, why: undefined })),
+    ha.failed.then((why) => ({ sig: undefined, why })),
+  ]);
+  if (end.sig !== undefined) log.info("{signal}: shutting down", { signal: end.sig });
+  else log.error("shutting down: {why}", { why: end.why });
   await ha.stop();
   log.info("home agent stopped");
-  return 0;
+  return end.sig !== undefined ? 0 : 1;
 }

@@ -147,3 +147,42 @@ Deno.test({
     await Deno.remove(t.dir, { recursive: true });
   },
 });
+
+Deno.test({
+  name: "ha e2e: a failed start exits 1 and undoes what it had set up",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await using lab = new Lab();
+    const t = await haTopology(lab);
+    // no HA address configured: the daemon adds it itself (and must take it away again)
+    await t.ha.ip("addr", "del", `${HA}/64`, "dev", "home0");
+    const p = t.ha.spawn([
+      Deno.execPath(),
+      "run",
+      "-A",
+      new URL("../../mod.ts", import.meta.url).pathname,
+      "ha",
+      "--interface",
+      "home0",
+      "--address",
+      HA,
+      "--home-prefix",
+      "2001:db8:2000::/64",
+      "--control",
+      "/proc/kagemusha-nonexistent/ha.sock", // cannot be created: the last setup step fails
+      "--state-dir",
+      t.stateDir,
+    ]);
+    const st = await p.done;
+    assert.equal(st.code, 1, p.stderr);
+    await p.waitFor(/failed to start/);
+    await p.waitFor(/added 2001:db8:2000::1\/64 to home0/);
+    const addrs = JSON.parse((await t.ha.exec(["ip", "-j", "-6", "addr", "show", "home0"])).stdout);
+    const global = addrs[0].addr_info.filter((a: { scope: string }) => a.scope === "global");
+    assert.deepEqual(global, [], "the HA address it added is removed");
+    await assertClean(t, "after a failed start");
+    await Deno.remove(t.dir, { recursive: true });
+  },
+});
