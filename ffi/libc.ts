@@ -50,7 +50,12 @@ const SYMBOLS = {
   // int poll(struct pollfd *fds, nfds_t n, int timeout_ms);  (blocks the calling thread)
   poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
   // the same poll(), run on Deno's blocking pool: returns a Promise, errno is lost.
-  poll_async: { name: "poll", parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
+  poll_async: {
+    name: "poll",
+    parameters: ["buffer", "u64", "i32"],
+    result: "i32",
+    nonblocking: true,
+  },
   // unsigned int if_nametoindex(const char *name);
   if_nametoindex: { parameters: ["buffer"], result: "u32" },
   // int fcntl(int fd, int cmd, int arg);
