@@ -302,6 +302,15 @@ export class HomeAgentDaemon {
     for (const r of rejected) log.warning("persisted binding cache: {problem}", { problem: r });
     if (bindings.length === 0 && rejected.length === 0) return;
     this.#dispatch({ type: "restore", bindings });
+    // A previous run that died without cleaning up may have left proxy entries (routes went
+    // with its tun device): remove those of bindings that were not restored.
+    for (const b of bindings) {
+      if (this.core.cache.get(b.homeAddress) !== undefined) continue;
+      try {
+        this.#rtnl.deleteProxyNeighbor(b.homeAddress, this.#link.index);
+        log.info("removed stale proxy entry for {homeAddress}", { homeAddress: b.homeAddress });
+      } catch { /* none left: the usual case */ }
+    }
   }
 
   // ---- event loop ------------------------------------------------------------------------------

@@ -186,3 +186,33 @@ Deno.test({
     await Deno.remove(t.dir, { recursive: true });
   },
 });
+
+Deno.test({
+  name: "ha e2e: after a crash (SIGKILL) a restart removes leftovers of expired bindings",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await using lab = new Lab();
+    const t = await haTopology(lab);
+    const args = ["--dad", "optimistic", "--max-lifetime", "4"];
+    const [ha1, mn] = await Promise.all([startHa(t, args), ScapyPeer.start(t.mn)]);
+    await using _mn = mn;
+    const t0 = Date.now();
+    assert.equal((await bu(mn, 1, 100)).reply?.lifetime, 1);
+    await new Promise((r) => setTimeout(r, 100)); // let the state write happen
+    await ha1.stop("SIGKILL");
+    // no cleanup ran: the proxy entry is still there (the route went with the tun device)
+    assert.deepEqual((await kernelState(t.ha)).proxies.map((p) => p.dst), [HOA]);
+    await new Promise((r) => setTimeout(r, Math.max(0, t0 + 4300 - Date.now())));
+    const ha2 = await startHa(t, args);
+    assert.match(ha2.stderr, /not restored: expired while stopped/);
+    assert.match(ha2.stderr, /removed stale proxy entry for 2001:db8:2000::10/);
+    const k = await kernelState(t.ha);
+    assert.deepEqual(k.proxies, []);
+    assert.deepEqual(k.hoaRoutes, []);
+    assert.equal((await haStatus(t)).bindings.length, 0);
+    assert.equal((await ha2.stop()).code, 0, ha2.stderr);
+    await Deno.remove(t.dir, { recursive: true });
+  },
+});
