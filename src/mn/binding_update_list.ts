@@ -89,13 +89,13 @@ export type BulEvent =
    * optionally from a new care-of address and continuing a sequence handed over by the
    * previous host.
    */
-  | { type: "handover"; careOf?: string; sequence?: number }
+  | { type: "handover"; careOf?: string; sequence?: number; bindingExists?: boolean }
   /**
    * Deregister (lifetime 0). `atHome`: the VM is back on its home link (§11.5.4): the BU's
    * care-of address is the home address and it is sent from the home address. `sequence`
    * continues a sequence handed over by the host the VM came from.
    */
-  | { type: "deregister"; atHome?: boolean; sequence?: number }
+  | { type: "deregister"; atHome?: boolean; sequence?: number; bindingExists?: boolean }
   /**
    * Stop without signaling: the VM left this host and the next host now owns the binding
    * (after an `export`). No BU is sent, timers stop, the state becomes `deregistered`.
@@ -333,7 +333,9 @@ export class BindingUpdateListEntry {
         this.#setState("deregistered", event.reason ?? "released to the next host", now, out);
         break;
       case "deregister":
-        if (event.sequence !== undefined) this.#takeSequence(event.sequence);
+        if (event.sequence !== undefined) {
+          this.#takeSequence(event.sequence, event.bindingExists);
+        }
         this.#atHome = event.atHome === true;
         if (this.#atHome) this.#careOf = this.homeAddress;
         this.#dereg = true;
@@ -708,19 +710,20 @@ export class BindingUpdateListEntry {
   }
 
   /**
-   * A sequence handed over by the previous host: a binding exists at the HA. It only moves
-   * the counter forward, unless ours is a random start.
+   * A sequence handed over by the previous host. It only moves the counter forward, unless
+   * ours is a random start. `bindingExists` (default true): the previous host was registered,
+   * so the HA holds a binding and the BU waits 1 s, not the first registration's 1.5 s.
    */
-  #takeSequence(sequence: number): void {
+  #takeSequence(sequence: number, bindingExists = true): void {
     const s = sequence & 0xffff;
-    this.#hadBinding = true;
+    this.#hadBinding = bindingExists;
     if (!this.#seqKnown || seqGreater(s, this.#lastSeq)) this.#lastSeq = s;
     this.#seqKnown = true;
   }
 
   #onHandover(e: Extract<BulEvent, { type: "handover" }>, now: number, out: BulAction[]): void {
     if (e.careOf !== undefined) this.#careOf = e.careOf;
-    if (e.sequence !== undefined) this.#takeSequence(e.sequence);
+    if (e.sequence !== undefined) this.#takeSequence(e.sequence, e.bindingExists);
     this.#atHome = false;
     this.#dereg = false;
     this.#deregGiveUpAt = null;

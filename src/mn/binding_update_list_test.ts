@@ -411,3 +411,12 @@ Deno.test("a random start sequence gives way to a handed-over one, even an 'olde
   k.send({ type: "handover", sequence: 9000 });
   assert.equal(k.lastBu().sequence, 12625);
 });
+
+Deno.test("handover from a host without a binding (the VM was at home): 1.5 s first timeout", () => {
+  const h = new Harness();
+  h.send({ type: "handover", sequence: 100, bindingExists: false });
+  h.advance(1499);
+  assert.equal(h.bus().length, 1);
+  h.advance(1);
+  assert.equal(h.bus().length, 2);
+});

@@ -542,11 +542,14 @@ class MnDaemon {
         rtnl.close();
       }
     }
-    const sequences = new Map<string, number>();
+    const sequences = new Map<string, { sequence: number; registered?: boolean }>();
     if (Array.isArray(args.bindings)) {
       for (const b of args.bindings) {
         if (isRecord(b) && typeof b.homeAddress === "string" && Number.isInteger(b.sequence)) {
-          sequences.set(canonicalIPv6(b.homeAddress), b.sequence as number);
+          sequences.set(canonicalIPv6(b.homeAddress), {
+            sequence: b.sequence as number,
+            registered: typeof b.registered === "boolean" ? b.registered : undefined,
+          });
         }
       }
     }
@@ -560,8 +563,11 @@ class MnDaemon {
       log.info("care-of address is now {coa}", { coa: careOf });
     }
     for (const r of targets) {
-      const seq = sequences.get(r.vm.homeAddress) ??
-        (args.sequence as number | undefined);
+      const handed = sequences.get(r.vm.homeAddress) ??
+        (args.sequence === undefined ? undefined : { sequence: args.sequence as number });
+      const seq = handed === undefined
+        ? {}
+        : { sequence: handed.sequence, bindingExists: handed.registered ?? true };
       if (inPrefix(careOf, r.vm.homeAddress, r.vm.prefixLength)) {
         this.#returnHome(r, seq);
       } else {
@@ -569,14 +575,7 @@ class MnDaemon {
         clearTimeout(r.homeNaTimer);
         this.signaling.unwatchHome(r.vm.homeAddress);
         r.tap.setUp(true);
-        this.#event(
-          r,
-          seq === undefined ? { type: "handover", careOf } : {
-            type: "handover",
-            careOf,
-            sequence: seq,
-          },
-        );
+        this.#event(r, { type: "handover", careOf, ...seq });
         // The guest just resumed here: point its neighbour cache at the router MAC now.
         this.#setActive(r, true);
         this.#announceRouter(r);
@@ -585,21 +584,14 @@ class MnDaemon {
     return this.status();
   }
 
-  #returnHome(r: VmRuntime, sequence: number | undefined): void {
+  #returnHome(r: VmRuntime, seq: { sequence?: number; bindingExists?: boolean }): void {
     r.home = true;
     this.#setActive(r, false);
     r.tap.setUp(false);
     log.info("{hoa}: back on the home link: deregistering from home (RFC 6275 §11.5.4)", {
       hoa: r.vm.homeAddress,
     });
-    this.#event(
-      r,
-      sequence === undefined ? { type: "deregister", atHome: true } : {
-        type: "deregister",
-        atHome: true,
-        sequence,
-      },
-    );
+    this.#event(r, { type: "deregister", atHome: true, ...seq });
   }
 
   export(raw: unknown): unknown {
@@ -607,9 +599,13 @@ class MnDaemon {
     if (!isRecord(args)) throw new Error("export: arguments must be an object");
     const release = args.release !== false;
     const targets = this.#targets(args);
+    // `registered`: whether the HA holds a binding the next host takes over (its first BU
+    // then waits 1 s for the BA; without one the HA may run DAD first: 1.5 s).
     const bindings = targets.map((r) => ({
       homeAddress: r.vm.homeAddress,
       sequence: r.entry.sequence,
+      registered: r.entry.state === "registered" || r.entry.state === "registering" ||
+        r.entry.state === "failed",
     }));
     if (release) {
       for (const r of targets) {

@@ -233,9 +233,9 @@ Deno.test({
 
     // export: the sequence for the next host; this host stops (no refresh steals the binding).
     const exp = await controlRequest(fh.control, "export") as {
-      bindings: Array<{ homeAddress: string; sequence: number }>;
+      bindings: Array<{ homeAddress: string; sequence: number; registered: boolean }>;
     };
-    assert.deepEqual(exp.bindings, [{ homeAddress: HOA, sequence: 9002 }]);
+    assert.deepEqual(exp.bindings, [{ homeAddress: HOA, sequence: 9002, registered: true }]);
     b = (await fh.status()).bindings[0];
     assert.equal(b.state, "deregistered");
     assert.match(b.reason, /exported/);
