@@ -102,9 +102,31 @@ Deno.test({
     assert.equal(defended.tlla, t.haMac);
     assert.equal((await haStatus(t)).bindings.length, 1, "binding survives the probe");
 
-    // Deregister: the proxy stops, and no more unsolicited NAs for the HoA.
+    // The mobile node returns home (here: the HoA moves to the cn namespace) and deregisters
+    // from its home address, without HAO (RFC 6275 §11.5.4): the BU reaches the HA's raw MH
+    // socket, the BA comes back without a routing header, and the proxy stops.
     await cn.request("capture_start", { name: "after", iface: "eth0" });
-    assert.equal((await bu(2, 0)).reply?.status, 0);
+    await t.cn.ip("addr", "add", `${HOA}/64`, "dev", "eth0", "nodad");
+    const home = (await cn.request<{
+      reply: { kind: string; status: number; seq: number; rh2: unknown; cksum_ok: boolean } | null;
+    }>("bu", {
+      iface: "eth0",
+      coa: HOA,
+      ha: HA,
+      hoa: HOA,
+      hao: false,
+      alt_coa: HOA,
+      seq: 2,
+      lifetime: 0,
+    })).reply;
+    assert.ok(home, `no BA at home\n${ha.stderr}`);
+    assert.equal(home.kind, "ba");
+    assert.equal(home.status, 0);
+    assert.equal(home.seq, 2);
+    assert.equal(home.rh2, null, "no type 2 routing header to a node at home");
+    assert.equal(home.cksum_ok, true);
+    assert.equal((await haStatus(t)).bindings.length, 0);
+    await t.cn.ip("addr", "del", `${HOA}/64`, "dev", "eth0");
     assert.equal((await ns()).na, null, "NS for a deregistered HoA must go unanswered");
     const after = await cn.request<{ na: Na[] }>("capture_stop", { name: "after" });
     assert.deepEqual(after.na.filter((n) => n.target === HOA), []);
