@@ -141,18 +141,18 @@ export interface BulTransition {
 
 /** Counters of one entry. */
 export interface BulCounters {
-  buSent: number;
-  retransmissions: number;
-  baAccepted: number;
-  baRefused: number;
+  bu_queued: number;
+  bu_retransmissions: number;
+  ba_accepted: number;
+  ba_refused: number;
   /** BAs ignored: not from the HA, wrong/missing RH2, or no matching sequence in flight. */
-  baIgnored: number;
-  seqOutOfWindow: number;
-  brrReceived: number;
-  brrIgnored: number;
-  beReceived: number;
-  beIgnored: number;
-  refreshes: number;
+  ba_ignored: number;
+  ba_seq_out_of_window: number;
+  brr_received: number;
+  brr_ignored: number;
+  be_received: number;
+  be_ignored: number;
+  bu_refreshes: number;
 }
 
 /** The status a control client sees. */
@@ -185,17 +185,17 @@ export class BindingUpdateListEntry {
   readonly homeAddress: string;
   readonly homeAgent: string;
   readonly counters: BulCounters = {
-    buSent: 0,
-    retransmissions: 0,
-    baAccepted: 0,
-    baRefused: 0,
-    baIgnored: 0,
-    seqOutOfWindow: 0,
-    brrReceived: 0,
-    brrIgnored: 0,
-    beReceived: 0,
-    beIgnored: 0,
-    refreshes: 0,
+    bu_queued: 0,
+    bu_retransmissions: 0,
+    ba_accepted: 0,
+    ba_refused: 0,
+    ba_ignored: 0,
+    ba_seq_out_of_window: 0,
+    brr_received: 0,
+    brr_ignored: 0,
+    be_received: 0,
+    be_ignored: 0,
+    bu_refreshes: 0,
   };
   /** The last state changes, oldest first. */
   readonly history: BulTransition[] = [];
@@ -386,8 +386,8 @@ export class BindingUpdateListEntry {
     this.#lastSentAt = now;
     this.#sentAt[this.#lastSeq & 31] = now;
     this.#attemptCount++;
-    this.counters.buSent++;
-    if (retransmission) this.counters.retransmissions++;
+    this.counters.bu_queued++;
+    if (retransmission) this.counters.bu_retransmissions++;
     out.push({ type: "persistSequence", sequence: this.#lastSeq });
     const bu: BuRepr = {
       type: "bu",
@@ -446,7 +446,7 @@ export class BindingUpdateListEntry {
     if (this.#refreshAt !== null && now >= this.#refreshAt) {
       this.#refreshAt = null;
       if (this.#state === "registered" && !this.#inFlight) {
-        this.counters.refreshes++;
+        this.counters.bu_refreshes++;
         out.push({
           type: "log",
           level: "debug",
@@ -502,7 +502,7 @@ export class BindingUpdateListEntry {
     const ba = e.ba;
     const bad = this.#fromHa(e);
     if (bad !== null) {
-      this.counters.baIgnored++;
+      this.counters.ba_ignored++;
       out.push({
         type: "log",
         level: "warning",
@@ -512,7 +512,7 @@ export class BindingUpdateListEntry {
       return;
     }
     if (!this.#inFlight) {
-      this.counters.baIgnored++;
+      this.counters.ba_ignored++;
       out.push({
         type: "log",
         level: "info",
@@ -523,7 +523,7 @@ export class BindingUpdateListEntry {
     }
     if (ba.status === BA_STATUS.SEQ_OUT_OF_WINDOW) {
       // §11.7.3: the BA carries the HA's last accepted sequence number; continue after it.
-      this.counters.seqOutOfWindow++;
+      this.counters.ba_seq_out_of_window++;
       this.#consecutive135++;
       out.push({
         type: "log",
@@ -543,7 +543,7 @@ export class BindingUpdateListEntry {
       return;
     }
     if (!this.#inAttempt(ba.sequence)) {
-      this.counters.baIgnored++;
+      this.counters.ba_ignored++;
       out.push({
         type: "log",
         level: "info",
@@ -557,7 +557,7 @@ export class BindingUpdateListEntry {
     if (this.#dereg && ba.status === BA_STATUS.NOT_HOME_AGENT) {
       // §10.3.2: a deregistration for which the HA has no binding is refused with 133: there
       // is nothing left to deregister.
-      this.counters.baRefused++;
+      this.counters.ba_refused++;
       this.#stopAttempt();
       this.#deregGiveUpAt = null;
       this.#bindingExpiresAt = null;
@@ -572,7 +572,7 @@ export class BindingUpdateListEntry {
       return;
     }
     if (ba.status >= 128) {
-      this.counters.baRefused++;
+      this.counters.ba_refused++;
       out.push({
         type: "log",
         level: "warning",
@@ -590,7 +590,7 @@ export class BindingUpdateListEntry {
       return;
     }
     // Accepted (0, or 1: accepted but prefix discovery necessary).
-    this.counters.baAccepted++;
+    this.counters.ba_accepted++;
     this.#stopAttempt();
     if (ba.status === BA_STATUS.ACCEPTED_PREFIX_DISCOVERY) {
       out.push({ type: "log", level: "info", message: baStatusText(ba.status) });
@@ -615,7 +615,7 @@ export class BindingUpdateListEntry {
     const grantedS = ba.lifetime * 4;
     if (grantedS === 0) {
       // An accepted registration with lifetime 0 is no binding at all: keep trying.
-      this.counters.baRefused++;
+      this.counters.ba_refused++;
       this.#bindingExpiresAt = null;
       this.#inFlight = true;
       this.#retransmitAt = now + this.#timeoutMs;
@@ -642,7 +642,7 @@ export class BindingUpdateListEntry {
   #onBrr(e: Extract<BulEvent, { type: "brr" }>, now: number, out: BulAction[]): void {
     const bad = this.#fromHa(e);
     if (bad !== null) {
-      this.counters.brrIgnored++;
+      this.counters.brr_ignored++;
       out.push({
         type: "log",
         level: "warning",
@@ -652,10 +652,10 @@ export class BindingUpdateListEntry {
       return;
     }
     if (this.#dereg || this.#state === "deregistered") {
-      this.counters.brrIgnored++;
+      this.counters.brr_ignored++;
       return;
     }
-    this.counters.brrReceived++;
+    this.counters.brr_received++;
     out.push({ type: "log", level: "info", message: `Binding Refresh Request from ${e.src}` });
     if (this.#inFlight) return; // a BU is already on its way (§11.7.4)
     this.#refreshAt = null;
@@ -669,7 +669,7 @@ export class BindingUpdateListEntry {
 
   #onBe(e: Extract<BulEvent, { type: "be" }>, now: number, out: BulAction[]): void {
     if (e.src !== this.homeAgent || e.be.homeAddress !== this.homeAddress) {
-      this.counters.beIgnored++;
+      this.counters.be_ignored++;
       out.push({
         type: "log",
         level: "warning",
@@ -678,7 +678,7 @@ export class BindingUpdateListEntry {
       });
       return;
     }
-    this.counters.beReceived++;
+    this.counters.be_received++;
     if (e.be.status === BE_STATUS.UNKNOWN_HAO) {
       // §6.1.9 status 1: the HA has no binding for the HoA we used in a HAO: register again.
       out.push({

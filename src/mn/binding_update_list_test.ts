@@ -136,7 +136,7 @@ Deno.test("BA accepted → registered; refresh before the lifetime ends, from 1 
   h.ba(0, 43, { lifetime: 25 }); // a BA for the earlier refresh BU still counts
   assert.equal(h.entry.state, "registered");
   assert.equal(h.entry.nextDeadline(), 80_000 + 80_000);
-  assert.equal(h.entry.counters.refreshes, 1);
+  assert.equal(h.entry.counters.bu_refreshes, 1);
 });
 
 Deno.test("an unanswered refresh: the binding expires → registering, retries continue", () => {
@@ -172,11 +172,11 @@ Deno.test("BA status 135: resend at once with the BA's sequence + 1, then accept
   // A late BA for the superseded sequence 42 is no longer in flight.
   h.ba(0, 42);
   assert.equal(h.entry.state, "registering");
-  assert.equal(h.entry.counters.baIgnored, 1);
+  assert.equal(h.entry.counters.ba_ignored, 1);
   h.ba(0, 5001);
   assert.equal(h.entry.state, "registered");
   assert.equal(h.entry.sequence, 5001);
-  assert.equal(h.entry.counters.seqOutOfWindow, 1);
+  assert.equal(h.entry.counters.ba_seq_out_of_window, 1);
 });
 
 Deno.test("repeated 135s stop being answered at once (no BU storm)", () => {
@@ -199,7 +199,7 @@ Deno.test("other refusals are logged with their meaning and retried with backoff
   assert.ok(log && log.type === "log");
   assert.match(log.message, /129 \(Administratively prohibited\)/);
   assert.equal(h.entry.state, "registering");
-  assert.equal(h.entry.counters.baRefused, 1);
+  assert.equal(h.entry.counters.ba_refused, 1);
   h.advance(1000);
   assert.equal(h.bus().length, 2);
   assert.equal(h.bus()[1].at, 1500);
@@ -230,7 +230,7 @@ Deno.test("Binding Refresh Request → BU at once", () => {
     brr: { type: "brr", options: [] },
   });
   assert.ok(!forged.some((a) => a.type === "sendBu"));
-  assert.equal(h.entry.counters.brrIgnored, 1);
+  assert.equal(h.entry.counters.brr_ignored, 1);
 });
 
 Deno.test("stray and forged BAs are ignored and counted", () => {
@@ -243,8 +243,8 @@ Deno.test("stray and forged BAs are ignored and counted", () => {
   h.ba(0, 41); // a sequence never sent in this attempt
   h.ba(0, 43); // a sequence not sent yet
   assert.equal(h.entry.state, "registering");
-  assert.equal(h.entry.counters.baIgnored, 6);
-  assert.equal(h.entry.counters.baAccepted, 0);
+  assert.equal(h.entry.counters.ba_ignored, 6);
+  assert.equal(h.entry.counters.ba_accepted, 0);
   const logs = h.actions.filter((a) => a.type === "log");
   assert.ok(
     logs.every((l) => l.type === "log" && l.remote !== undefined),
@@ -365,8 +365,8 @@ Deno.test("Binding Error status 1 → register again; forged BE ignored", () => 
   assert.equal(h.bus().length, 3);
   const st2 = h.send({ type: "be", src: HA, be: { type: "be", status: 2, homeAddress: HOA } });
   assert.ok(st2.some((a) => a.type === "log" && /unrecognized MH Type/.test(a.message)));
-  assert.equal(h.entry.counters.beIgnored, 1);
-  assert.equal(h.entry.counters.beReceived, 2);
+  assert.equal(h.entry.counters.be_ignored, 1);
+  assert.equal(h.entry.counters.be_received, 2);
 });
 
 Deno.test("release: no BU, timers stop, deregistered; BAs afterwards are strays", () => {

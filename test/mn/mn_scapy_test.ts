@@ -99,7 +99,7 @@ Deno.test({
     ) {
       assert.ok(k in st.bindings[0], k);
     }
-    assert.equal(st.counters.baAccepted, 1);
+    assert.equal(st.counters.ba_accepted, 1);
     assert.equal(st.counters.bu_sent, 1);
 
     // SIGTERM: exit 0, tap and the bridge it created are gone.
@@ -168,7 +168,7 @@ Deno.test({
     await ha.waitCount("brr", 1);
     const after = await ha.waitCount("bu", 4);
     assert.equal(after[3].seq, 5002);
-    await fh.waitBinding(mn, (b) => b.counters.brrReceived === 1 && b.state === "registered");
+    await fh.waitBinding(mn, (b) => b.counters.brr_received === 1 && b.state === "registered");
 
     // The sequence is in the state directory.
     const files = [...Deno.readDirSync(fh.stateDir)].map((e) => e.name);
