@@ -4,7 +4,7 @@
  *
  * ```sh
  * deno run -A test/bench/bench.ts [--json FILE] [--only direct,openvpn,kagemusha,memory,signaling]
- *   [--iperf-seconds 5] [--pings 500] [--ping-interval-ms 5] [--hoas 10000] [--window 128]
+ *   [--iperf-seconds 5] [--rounds 3] [--pings 500] [--ping-interval-ms 5] [--hoas 10000] [--window 128]
  *   [--vms 100] [--signaling-deadline-s 30]
  * ```
  *
@@ -31,6 +31,7 @@ import { controlRequest } from "../../src/control/client.ts";
 import { clockTicks, type ProcSample, readMemory, resolveExecPid, sample } from "./proc.ts";
 import {
   type BenchResult,
+  combineRounds,
   type DirectionResult,
   evaluateTargets,
   markdown,
@@ -50,6 +51,7 @@ const { values: args } = parseArgs({
     json: { type: "string" },
     only: { type: "string" },
     "iperf-seconds": { type: "string", default: "5" },
+    rounds: { type: "string", default: "3" },
     pings: { type: "string", default: "500" },
     "ping-interval-ms": { type: "string", default: "5" },
     hoas: { type: "string", default: "10000" },
@@ -62,7 +64,7 @@ const { values: args } = parseArgs({
 if (args.help) {
   console.log(
     "usage: deno run -A test/bench/bench.ts [--json FILE] [--only " + SECTIONS.join(",") +
-      "] [--iperf-seconds N] [--pings N] [--ping-interval-ms N] [--hoas N] [--window N] [--vms N]" +
+      "] [--iperf-seconds N] [--rounds N] [--pings N] [--ping-interval-ms N] [--hoas N] [--window N] [--vms N]" +
       " [--signaling-deadline-s N]",
   );
   Deno.exit(0);
@@ -77,6 +79,7 @@ for (const s of only) {
   }
 }
 const IPERF_S = Number(args["iperf-seconds"]);
+const ROUNDS = Number(args.rounds);
 const PINGS = Number(args.pings);
 const PING_MS = Number(args["ping-interval-ms"]);
 const HOAS = Number(args.hoas);
@@ -146,12 +149,8 @@ function cpuDelta(a: ProcSample[], b: ProcSample[]): number {
   return s;
 }
 
-async function iperf(
-  client: Netns,
-  dst: string,
-  reverse: boolean,
-  procs: Proc[],
-): Promise<DirectionResult> {
+async function iperf(p: ActivePath, reverse: boolean): Promise<DirectionResult> {
+  const { client, dst, procs } = p;
   const argv = [
     "timeout",
     String(IPERF_S + 20),
@@ -167,6 +166,7 @@ async function iperf(
     "3000",
   ];
   if (reverse) argv.push("-R");
+  if (p.src) argv.push("-B", p.src);
   const before = sample(procs);
   const t0 = performance.now();
   const out = await client.exec(argv, { allowFail: true });
@@ -178,6 +178,7 @@ async function iperf(
     mbps: res.bitsPerSecond / 1e6,
     bytes: res.bytes,
     seconds: res.seconds,
+    wallSeconds: wall,
     retransmits: res.retransmits,
   };
   if (procs.length) {
@@ -189,11 +190,25 @@ async function iperf(
   return d;
 }
 
-async function pingRtt(client: Netns, dst: string): Promise<NonNullable<PathResult["rtt"]>> {
+async function pingRtt(p: ActivePath): Promise<NonNullable<PathResult["rtt"]>> {
+  const { client, dst } = p;
+  const from = p.src ? ["-I", p.src] : [];
   // warm up neighbour caches and the tunnel; fail fast when nothing gets through
   let warm = 0;
   for (let attempt = 0; attempt < 3 && warm === 0; attempt++) {
-    const w = await client.exec(["ping", "-6", "-n", "-c", "3", "-i", "0.05", "-W", "1", dst], {
+    const w = await client.exec([
+      "ping",
+      "-6",
+      "-n",
+      ...from,
+      "-c",
+      "3",
+      "-i",
+      "0.05",
+      "-W",
+      "1",
+      dst,
+    ], {
       allowFail: true,
     });
     warm = w.stdout.includes("packets transmitted") ? parsePing(w.stdout).received : 0;
@@ -204,6 +219,7 @@ async function pingRtt(client: Netns, dst: string): Promise<NonNullable<PathResu
     "ping",
     "-6",
     "-n",
+    ...from,
     "-c",
     String(PINGS),
     "-i",
@@ -214,43 +230,59 @@ async function pingRtt(client: Netns, dst: string): Promise<NonNullable<PathResu
     String(deadline),
     dst,
   ], { allowFail: true });
-  const p = parsePing(out.stdout);
-  if (p.received === 0) throw new Error(`ping ${dst}: no reply (${out.stderr.trim()})`);
-  return { ...summarizeRtts(p.rtts), sent: p.transmitted, lost: p.transmitted - p.received };
+  const res = parsePing(out.stdout);
+  if (res.received === 0) throw new Error(`ping ${dst}: no reply (${out.stderr.trim()})`);
+  return {
+    ...summarizeRtts(res.rtts),
+    sent: res.transmitted,
+    lost: res.transmitted - res.received,
+  };
 }
 
-/** iperf3 both ways + ping, with CPU and memory of `procs` over the whole measurement. */
-async function measurePath(
-  label: string,
-  client: Netns,
-  dst: string,
-  procs: Proc[],
-): Promise<PathResult> {
-  const start = sample(procs);
-  log(`${label}: ping ×${PINGS} → ${dst}`);
-  const rtt = await pingRtt(client, dst);
-  log(`${label}: RTT avg ${rtt.avg.toFixed(3)} ms p99 ${rtt.p99.toFixed(3)} ms; iperf3`);
-  const up = await iperf(client, dst, false, procs);
-  log(`${label}: ${up.mbps.toFixed(1)} Mbit/s; iperf3 -R`);
-  const down = await iperf(client, dst, true, procs);
-  log(`${label}: ${down.mbps.toFixed(1)} Mbit/s`);
-  const end = sample(procs);
-  const res: PathResult = { label, up, down, rtt };
-  if (procs.length) {
+/** A path ready to measure: where the client runs, what it reaches, which daemons carry it. */
+interface ActivePath {
+  key: PathKey;
+  label: string;
+  client: Netns;
+  dst: string;
+  /** Source address the client binds (iperf3 -B, ping -I), when the path needs one. */
+  src?: string;
+  procs: Proc[];
+  /** Undoes the path's setup (stops its daemons); also reads final figures. */
+  teardown: () => Promise<void>;
+  /** Filled while measuring. */
+  rtt?: PathResult["rtt"];
+  up: DirectionResult[];
+  down: DirectionResult[];
+  start?: ProcSample[];
+  error?: string;
+}
+
+type PathKey = "direct" | "openvpn" | "kagemusha";
+
+/** The path's result from its rounds: median throughput, CPU summed over every round. */
+function finishPath(p: ActivePath): PathResult {
+  if (p.error) return { label: p.label, error: p.error };
+  const res: PathResult = {
+    label: p.label,
+    up: combineRounds(p.up),
+    down: combineRounds(p.down),
+    rtt: p.rtt,
+  };
+  if (p.procs.length && p.start) {
+    const end = sample(p.procs);
     res.processes = end.map((e, i) => ({
       name: e.name,
       pid: e.pid,
-      cpuSeconds: e.cpuSeconds - start[i].cpuSeconds,
+      cpuSeconds: e.cpuSeconds - p.start![i].cpuSeconds,
       vmRssKb: e.vmRssKb,
       vmHwmKb: e.vmHwmKb,
     }));
-    const cpu = (up.cpuSeconds ?? 0) + (down.cpuSeconds ?? 0);
-    const wall = up.seconds + down.seconds;
-    res.cpu = {
-      seconds: cpu,
-      percent: (cpu / wall) * 100,
-      perGB: cpuSecondsPerGB(cpu, up.bytes + down.bytes),
-    };
+    const all = [...p.up, ...p.down];
+    const cpu = all.reduce((x, d) => x + (d.cpuSeconds ?? 0), 0);
+    const wall = all.reduce((x, d) => x + (d.wallSeconds ?? d.seconds), 0);
+    const bytes = all.reduce((x, d) => x + d.bytes, 0);
+    res.cpu = { seconds: cpu, percent: (cpu / wall) * 100, perGB: cpuSecondsPerGB(cpu, bytes) };
   }
   return res;
 }
@@ -323,7 +355,20 @@ async function waitRegistered(
 
 // ---- sections --------------------------------------------------------------------------------
 
-async function sectionOpenvpn(t: Topology): Promise<PathResult> {
+function directPath(t: Topology): ActivePath {
+  return {
+    key: "direct",
+    label: "direct (kernel)",
+    client: t.hosts.hostB,
+    dst: ADDR.cn,
+    procs: [],
+    teardown: () => Promise.resolve(),
+    up: [],
+    down: [],
+  };
+}
+
+async function openvpnPath(t: Topology): Promise<ActivePath> {
   const label = "OpenVPN 2.6 null cipher";
   const common = [
     "openvpn",
@@ -342,6 +387,7 @@ async function sectionOpenvpn(t: Topology): Promise<PathResult> {
     "--verb",
     "3",
   ];
+  log(`${label}: starting (p2p, UDP over IPv6, host B ↔ ha)`);
   const srv = t.ha.spawn([
     ...common,
     "--local",
@@ -362,6 +408,13 @@ async function sectionOpenvpn(t: Topology): Promise<PathResult> {
     `${BENCH.ovpnB}/64`,
     BENCH.ovpnHa,
   ]);
+  const hostB = t.hosts.hostB;
+  const teardown = async () => {
+    await hostB.ip("-6", "rule", "del", "from", BENCH.ovpnB, "table", "100").catch(() => {});
+    await hostB.ip("-6", "route", "flush", "table", "100").catch(() => {});
+    await cli.stop();
+    await srv.stop();
+  };
   try {
     await srv.waitFor("Initialization Sequence Completed", 15_000);
     await cli.waitFor("Initialization Sequence Completed", 15_000);
@@ -369,22 +422,39 @@ async function sectionOpenvpn(t: Topology): Promise<PathResult> {
       { name: "openvpn host B", pid: await resolveExecPid(cli.child.pid) },
       { name: "openvpn ha", pid: await resolveExecPid(srv.child.pid) },
     ];
-    // cn through the tunnel, in host B only (ha reaches 2001:db8:6000::/64 over ovpn0)
-    await t.hosts.hostB.ip("route", "add", `${ADDR.cn}/128`, "via", BENCH.ovpnHa, "dev", "ovpn0");
-    return await measurePath(label, t.hosts.hostB, ADDR.cn, procs);
-  } catch (e) {
-    return failed(
-      label,
-      new Error(
-        `${e instanceof Error ? e.message : e}\nopenvpn ha:\n${tail(srv.stdout)}openvpn host B:\n${
-          tail(cli.stdout)
-        }`,
-      ),
+    // Traffic from host B's tunnel address goes through the tunnel (policy routing, host B
+    // only; ha reaches 2001:db8:6000::/64 over ovpn0). Host B's own address keeps the direct
+    // path, and the VM's traffic (Kagemusha's path) is not affected.
+    await hostB.ip(
+      "-6",
+      "route",
+      "add",
+      `${ADDR.cn}/128`,
+      "via",
+      BENCH.ovpnHa,
+      "dev",
+      "ovpn0",
+      "table",
+      "100",
     );
-  } finally {
-    await t.hosts.hostB.ip("route", "del", `${ADDR.cn}/128`).catch(() => {});
-    await cli.stop();
-    await srv.stop();
+    await hostB.ip("-6", "rule", "add", "from", BENCH.ovpnB, "table", "100");
+    return {
+      key: "openvpn",
+      label,
+      client: hostB,
+      dst: ADDR.cn,
+      src: BENCH.ovpnB,
+      procs,
+      teardown,
+      up: [],
+      down: [],
+    };
+  } catch (e) {
+    const msg = `${e instanceof Error ? e.message : e}\nopenvpn ha:\n${
+      tail(srv.stdout)
+    }openvpn host B:\n${tail(cli.stdout)}`;
+    await teardown();
+    throw new Error(msg);
   }
 }
 
@@ -409,16 +479,20 @@ async function startHa(t: Topology, k: Kgm): Promise<number> {
   return k.haPid;
 }
 
-async function sectionKagemusha(
-  t: Topology,
-  k: Kgm,
-  memory: MemoryResult,
-): Promise<PathResult> {
+function withLogs(e: unknown, logs: [string, LabProcess | undefined][]): Error {
+  return new Error(
+    `${e instanceof Error ? e.message : e}\n` +
+      logs.map(([n, p]) => p ? `${n} log:\n${tail(p.stderr)}${tail(p.stdout)}` : "").join(""),
+  );
+}
+
+async function kagemushaPath(t: Topology, k: Kgm, memory: MemoryResult): Promise<ActivePath> {
   const label = "Kagemusha (mn + ha)";
   let mn: LabProcess | undefined;
   try {
     const notReady = daemonsReady();
     if (notReady) throw new Error(notReady);
+    log(`${label}: starting kagemusha ha, moving the VM to host B, starting kagemusha mn`);
     const haPid = await startHa(t, k);
     await t.moveVm("hostB");
     mn = t.startMobileNode("hostB", ["--log-level", "warning"]);
@@ -427,25 +501,32 @@ async function sectionKagemusha(
     await new Promise((r) => setTimeout(r, 1000));
     const idle = readMemory(mnPid);
     const procs = [{ name: "mn", pid: mnPid }, { name: "ha", pid: haPid }];
-    const res = await measurePath(label, t.vm, ADDR.cn, procs);
-    const mem = readMemory(mnPid);
-    memory.oneVm = {
-      ...mem,
-      idleVmRssKb: idle.vmRssKb,
-      note: "the throughput run's daemon: idle = 1 s after registration; now/peak = after " +
-        "iperf3 and ping",
+    const mnProc = mn;
+    const teardown = async () => {
+      try {
+        const mem = readMemory(mnPid);
+        memory.oneVm = {
+          ...mem,
+          idleVmRssKb: idle.vmRssKb,
+          note: "the throughput run's daemon: idle = 1 s after registration; now/peak = after " +
+            "iperf3 and ping",
+        };
+      } catch { /* exited: figures stay unset */ }
+      await mnProc.stop();
     };
-    await mn.stop();
-    return res;
-  } catch (e) {
-    const logs = [["ha", k.ha], ["mn", mn]] as const;
-    return failed(
+    return {
+      key: "kagemusha",
       label,
-      new Error(
-        `${e instanceof Error ? e.message : e}\n` +
-          logs.map(([n, p]) => p ? `${n} log:\n${tail(p.stderr)}${tail(p.stdout)}` : "").join(""),
-      ),
-    );
+      client: t.vm,
+      dst: ADDR.cn,
+      procs,
+      teardown,
+      up: [],
+      down: [],
+    };
+  } catch (e) {
+    await mn?.stop();
+    throw withLogs(e, [["ha", k.ha], ["mn", mn]]);
   }
 }
 
@@ -541,6 +622,64 @@ async function sectionSignaling(t: Topology, k: Kgm, sig: SignalingResult): Prom
   }
 }
 
+/**
+ * Sets up the selected paths, pings each once, then runs `--rounds` rounds of iperf3 (both
+ * directions) interleaved across the paths, the order rotating each round, so that a burst of
+ * other work on the machine hits every path alike. Throughput is the median of the rounds.
+ */
+async function measurePaths(t: Topology, k: Kgm, result: BenchResult): Promise<void> {
+  const active: ActivePath[] = [];
+  const setups: [PathKey, () => Promise<ActivePath>][] = [
+    ["direct", () => Promise.resolve(directPath(t))],
+    ["openvpn", () => openvpnPath(t)],
+    ["kagemusha", () => kagemushaPath(t, k, result.memory)],
+  ];
+  try {
+    for (const [key, setup] of setups) {
+      if (!only.has(key)) continue;
+      try {
+        active.push(await setup());
+      } catch (e) {
+        result.paths[key] = failed(result.paths[key].label, e);
+      }
+    }
+    for (const p of active) {
+      p.start = sample(p.procs);
+      try {
+        log(`${p.label}: ping ×${PINGS} at ${PING_MS} ms → ${p.dst}`);
+        p.rtt = await pingRtt(p);
+        log(`${p.label}: RTT avg ${p.rtt.avg.toFixed(3)} ms, p99 ${p.rtt.p99.toFixed(3)} ms`);
+      } catch (e) {
+        p.error = e instanceof Error ? e.message : String(e);
+        log(`${p.label}: FAILED: ${p.error}`);
+      }
+    }
+    for (let r = 0; r < ROUNDS; r++) {
+      const order = active.map((_, i) => active[(i + r) % active.length]);
+      for (const p of order) {
+        if (p.error) continue;
+        try {
+          const up = await iperf(p, false);
+          const down = await iperf(p, true);
+          p.up.push(up);
+          p.down.push(down);
+          log(
+            `round ${r + 1}/${ROUNDS} ${p.label}: → ${up.mbps.toFixed(1)}, ← ${
+              down.mbps.toFixed(1)
+            } Mbit/s`,
+          );
+        } catch (e) {
+          p.error = e instanceof Error ? e.message : String(e);
+          log(`${p.label}: FAILED: ${p.error}`);
+        }
+      }
+    }
+    for (const p of active) result.paths[p.key] = finishPath(p);
+  } finally {
+    for (const p of active) await p.teardown();
+  }
+}
+
 // ---- main ------------------------------------------------------------------------------------
 
 async function main(): Promise<number> {
@@ -565,7 +704,7 @@ async function main(): Promise<number> {
       clkTck: clockTicks(),
       loadavg: Deno.loadavg(),
     },
-    settings: { iperfSeconds: IPERF_S, pings: PINGS, pingIntervalMs: PING_MS },
+    settings: { iperfSeconds: IPERF_S, rounds: ROUNDS, pings: PINGS, pingIntervalMs: PING_MS },
     paths: {
       direct: skipped("direct (kernel)"),
       openvpn: skipped("OpenVPN 2.6 null cipher"),
@@ -582,17 +721,7 @@ async function main(): Promise<number> {
     const srv = t.cn.spawn(["iperf3", "-s", "-p", String(BENCH.iperfPort), "--forceflush"]);
     await srv.waitFor("Server listening", 10_000);
     const k: Kgm = {};
-    if (only.has("direct")) {
-      try {
-        result.paths.direct = await measurePath("direct (kernel)", t.hosts.hostB, ADDR.cn, []);
-      } catch (e) {
-        result.paths.direct = failed("direct (kernel)", e);
-      }
-    }
-    if (only.has("openvpn")) result.paths.openvpn = await sectionOpenvpn(t);
-    if (only.has("kagemusha")) {
-      result.paths.kagemusha = await sectionKagemusha(t, k, result.memory);
-    }
+    await measurePaths(t, k, result);
     if (only.has("memory")) await sectionMemory(t, k, result.memory);
     if (only.has("signaling")) await sectionSignaling(t, k, result.signaling);
   } finally {

@@ -15,7 +15,7 @@ import {
 } from "./stats.ts";
 import { childrenOf, cpuSeconds, readMemory, readStat, resolveExecPid } from "./proc.ts";
 import { bindingUpdate, hoaText, peekBindingAck } from "./signaling.ts";
-import { evaluateTargets, markdown, type PathResult } from "./report.ts";
+import { combineRounds, evaluateTargets, markdown, median, type PathResult } from "./report.ts";
 import { bindingStates, manyVmConfig } from "./daemons.ts";
 import { parseIPv6 } from "../../src/wire/addr.ts";
 import { buildBindingAck, parsePacket } from "../../src/wire/packet.ts";
@@ -284,7 +284,7 @@ Deno.test("bench/report: targets met and missed, with margins", () => {
     ...res,
     date: "d",
     machine: { cpus: 2, kernel: "k", deno: "v", clkTck: 100, loadavg: [0, 0, 0] },
-    settings: { iperfSeconds: 5, pings: 500, pingIntervalMs: 5 },
+    settings: { iperfSeconds: 5, rounds: 3, pings: 500, pingIntervalMs: 5 },
     targets: t,
     seconds: 1,
   });
@@ -302,4 +302,30 @@ Deno.test("bench/report: targets met and missed, with margins", () => {
     signaling: { hoas: 0, window: 0, phases: [] },
   });
   assert.ok(none.every((x) => x.met === null));
+});
+
+Deno.test("bench/report: rounds combine to the median throughput and summed CPU", () => {
+  assert.equal(median([3, 1, 2]), 2);
+  assert.equal(median([4, 1, 3, 2]), 2.5);
+  assert.ok(Number.isNaN(median([])));
+  const d = (mbps: number, cpu: number) => ({
+    mbps,
+    bytes: 1e9,
+    seconds: 5,
+    wallSeconds: 5,
+    retransmits: 1,
+    cpuSeconds: cpu,
+  });
+  const c = combineRounds([d(300, 1), d(900, 2), d(600, 3)])!;
+  assert.equal(c.mbps, 600);
+  assert.deepEqual(c.rounds, [300, 900, 600]);
+  assert.equal(c.bytes, 3e9);
+  assert.equal(c.retransmits, 3);
+  assert.equal(c.cpuSeconds, 6);
+  assert.equal(c.cpuPerGB, 2);
+  assert.equal(c.cpuPercent, 40); // 6 s over 15 s
+  assert.equal(combineRounds([]), undefined);
+  const direct = combineRounds([{ mbps: 1, bytes: 1, seconds: 1, retransmits: null }])!;
+  assert.equal(direct.cpuSeconds, undefined);
+  assert.equal(direct.retransmits, null);
 });
