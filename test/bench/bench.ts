@@ -277,6 +277,8 @@ function finishPath(p: ActivePath): PathResult {
       cpuSeconds: e.cpuSeconds - p.start![i].cpuSeconds,
       vmRssKb: e.vmRssKb,
       vmHwmKb: e.vmHwmKb,
+      rssAnonKb: e.rssAnonKb,
+      rssFileKb: e.rssFileKb,
     }));
     const all = [...p.up, ...p.down];
     const cpu = all.reduce((x, d) => x + (d.cpuSeconds ?? 0), 0);
@@ -508,6 +510,8 @@ async function kagemushaPath(t: Topology, k: Kgm, memory: MemoryResult): Promise
         memory.oneVm = {
           ...mem,
           idleVmRssKb: idle.vmRssKb,
+          idleRssAnonKb: idle.rssAnonKb,
+          idleRssFileKb: idle.rssFileKb,
           note: "the throughput run's daemon: idle = 1 s after registration; now/peak = after " +
             "iperf3 and ping",
         };
@@ -549,9 +553,21 @@ async function sectionMemory(t: Topology, k: Kgm, memory: MemoryResult): Promise
     await new Promise((r) => setTimeout(r, 1000));
     const st = bindingStates(await controlRequest(control, "status"));
     const mem = readMemory(pid);
+    // the home agent's side: every one of those home addresses has a registered binding
+    const haSt = await controlRequest(`${t.dir}/ha.sock`, "status") as {
+      bindings?: { homeAddress?: string; state?: string }[];
+    };
+    const ours = (haSt.bindings ?? []).filter((b) =>
+      b.state === "registered" && /^2001:db8:2000::1[0-9a-f]{3}$/.test(b.homeAddress ?? "")
+    ).length;
+    if (ours < VMS) {
+      throw new Error(`home agent shows ${ours}/${VMS} of the VMs registered`);
+    }
     memory.hundredVms = {
       vms: VMS,
-      registered: st.filter((s) => s === "registered").length,
+      registered: st.filter((s) =>
+        s === "registered"
+      ).length,
       ...mem,
       registerSeconds: secs,
     };

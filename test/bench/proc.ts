@@ -92,6 +92,8 @@ export interface ProcSample {
   cpuSeconds: number;
   vmRssKb: number;
   vmHwmKb: number;
+  rssAnonKb: number;
+  rssFileKb: number;
 }
 
 /** Samples each `{name, pid}` now. */

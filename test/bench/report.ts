@@ -39,6 +39,9 @@ export interface ProcessResult {
   vmRssKb: number;
   /** Peak RSS over the process's life (KiB). */
   vmHwmKb: number;
+  /** Of the RSS at the end: anonymous (private) and file-backed (the shared executable). */
+  rssAnonKb?: number;
+  rssFileKb?: number;
 }
 
 /** One path: direct, OpenVPN or Kagemusha. */
@@ -61,12 +64,22 @@ export interface PathResult {
 
 /** `kagemusha mn` memory with 1 and 100 VMs. */
 export interface MemoryResult {
-  oneVm?: { idleVmRssKb: number; vmRssKb: number; vmHwmKb: number; note: string };
+  oneVm?: {
+    idleVmRssKb: number;
+    /** Anonymous / file-backed parts of the idle RSS. */
+    idleRssAnonKb?: number;
+    idleRssFileKb?: number;
+    vmRssKb: number;
+    vmHwmKb: number;
+    note: string;
+  };
   hundredVms?: {
     vms: number;
     registered: number;
     vmRssKb: number;
     vmHwmKb: number;
+    rssAnonKb?: number;
+    rssFileKb?: number;
     /** Seconds from start until every binding showed registered. */
     registerSeconds: number;
   };
@@ -353,20 +366,34 @@ export function markdown(res: BenchResult): string {
     "",
   );
   const m = res.memory;
-  out.push(table(["kagemusha mn", "RSS, registered and idle", "RSS after traffic", "peak RSS"], [
+  out.push(table([
+    "kagemusha mn",
+    "RSS, registered and idle",
+    "of which anonymous / file-backed",
+    "RSS after traffic",
+    "peak RSS",
+  ], [
     [
       "1 VM",
       fmtMiB(m.oneVm?.idleVmRssKb),
+      `${fmtMiB(m.oneVm?.idleRssAnonKb)} / ${fmtMiB(m.oneVm?.idleRssFileKb)}`,
       fmtMiB(m.oneVm?.vmRssKb),
       fmtMiB(m.oneVm?.vmHwmKb),
     ],
     [
       `${m.hundredVms?.vms ?? 100} VMs (${m.hundredVms?.registered ?? 0} registered)`,
       fmtMiB(m.hundredVms?.vmRssKb),
+      `${fmtMiB(m.hundredVms?.rssAnonKb)} / ${fmtMiB(m.hundredVms?.rssFileKb)}`,
       "–",
       fmtMiB(m.hundredVms?.vmHwmKb),
     ],
   ]));
+  out.push(
+    "",
+    "File-backed pages are mostly the Deno executable's text, shared by every Deno process " +
+      "on the host; anonymous pages are the daemon's own (V8 heaps of the main thread and " +
+      "each Worker, buffers).",
+  );
   if (m.error) out.push("", `Memory section: ${m.error.split("\n")[0]}`);
   out.push("");
   const sig = res.signaling;

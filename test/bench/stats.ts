@@ -188,16 +188,31 @@ export interface ProcMemory {
   vmRssKb: number;
   /** Peak resident set size ("high water mark"). */
   vmHwmKb: number;
+  /** Resident anonymous memory (heaps, stacks): the process's own (Linux ≥ 4.5, else NaN). */
+  rssAnonKb: number;
+  /** Resident file pages (mostly the executable's text, shared with other processes). */
+  rssFileKb: number;
 }
 
-/** Parses VmRSS and VmHWM out of `/proc/<pid>/status`. */
+/** Parses VmRSS, VmHWM, RssAnon and RssFile out of `/proc/<pid>/status`. */
 export function parseProcStatus(text: string): ProcMemory {
-  const get = (key: string) => {
+  const find = (key: string) => {
     const m = new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(text);
-    if (!m) throw new Error(`/proc/<pid>/status has no ${key} (kernel thread or zombie?)`);
-    return Number(m[1]);
+    return m ? Number(m[1]) : NaN;
   };
-  return { vmRssKb: get("VmRSS"), vmHwmKb: get("VmHWM") };
+  const get = (key: string) => {
+    const v = find(key);
+    if (Number.isNaN(v)) {
+      throw new Error(`/proc/<pid>/status has no ${key} (kernel thread or zombie?)`);
+    }
+    return v;
+  };
+  return {
+    vmRssKb: get("VmRSS"),
+    vmHwmKb: get("VmHWM"),
+    rssAnonKb: find("RssAnon"),
+    rssFileKb: find("RssFile"),
+  };
 }
 
 /** Bytes in the "GB" of CPU s/GB (decimal, as iperf3's and the issue's units). */

@@ -118,7 +118,13 @@ Deno.test("bench/stats: /proc/<pid>/stat with a hostile comm, /proc/<pid>/status
   assert.equal(s.numThreads, 7);
   assert.throws(() => parseProcStat("garbage"), /not a \/proc/);
   const status = "Name:\tdeno\nVmPeak:\t  900 kB\nVmHWM:\t   51200 kB\nVmRSS:\t   40960 kB\n";
-  assert.deepEqual(parseProcStatus(status), { vmRssKb: 40960, vmHwmKb: 51200 });
+  const mem = parseProcStatus(status);
+  assert.equal(mem.vmRssKb, 40960);
+  assert.equal(mem.vmHwmKb, 51200);
+  assert.ok(Number.isNaN(mem.rssAnonKb)); // old kernels: absent, not an error
+  const split = parseProcStatus(status + "RssAnon:\t   30000 kB\nRssFile:\t   10960 kB\n");
+  assert.equal(split.rssAnonKb, 30000);
+  assert.equal(split.rssFileKb, 10960);
   assert.throws(() => parseProcStatus("Name:\tkthreadd\n"), /no VmRSS/);
   assert.equal(cpuSecondsPerGB(3, 2e9), 1.5);
   assert.ok(Number.isNaN(cpuSecondsPerGB(1, 0)));
