@@ -130,6 +130,20 @@ export function loadMnConfig(flags: Record<string, unknown>): MnConfig {
       seen[k].add(v[k]);
     }
     if (v.routerMac === v.vmMac) errs.push(`${where}routerMac: must differ from the VM's MAC`);
+    if (vms.some((o) => o.vmMac === v.routerMac)) {
+      errs.push(`${where}routerMac: ${v.routerMac} is another VM's MAC`);
+    }
+    // Two taps on one bridge sending from the same router MAC make the bridge's
+    // learning flip between them and misdeliver the guests' frames.
+    const twin = vms.findIndex((o, j) =>
+      j < i && o.routerMac === v.routerMac && (o.bridge ?? "") === (v.bridge ?? "")
+    );
+    if (twin >= 0) {
+      errs.push(
+        `${where}routerMac: ${v.routerMac} is also used by vms[${twin}] on the same bridge; ` +
+          "each VM on a bridge needs its own router MAC",
+      );
+    }
     if (v.prefixLength < 8 || v.prefixLength > 127) {
       errs.push(`${where}homeAddress: home prefix length ${v.prefixLength} is not usable`);
     }

@@ -125,6 +125,28 @@ Deno.test("mn config: VM list from file, duplicates and partial VMs rejected", a
   }
 });
 
+Deno.test("mn config: a router MAC shared by two VMs on one bridge is refused", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const file = `${dir}/mn.json`;
+    const { homeAddress: _h, vmMac: _m, tap: _t, ...rest } = MN;
+    const vm = (i: number, bridge: string) => ({
+      homeAddress: `2001:db8:2000::${10 + i}/64`,
+      vmMac: `52:54:00:00:00:1${i}`,
+      tap: `kgm${i}`,
+      bridge,
+      routerMac: "02:00:00:00:00:01",
+    });
+    await Deno.writeTextFile(file, JSON.stringify({ ...rest, vms: [vm(0, "br0"), vm(1, "br0")] }));
+    const p = problems(() => loadMnConfig({ config: file }));
+    assert.ok(p.some((s) => s.includes("also used by vms[0] on the same bridge")), p.join());
+    await Deno.writeTextFile(file, JSON.stringify({ ...rest, vms: [vm(0, "br0"), vm(1, "br1")] }));
+    assert.equal(loadMnConfig({ config: file }).vms.length, 2, "different bridges are fine");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("mn config: bad values are named", () => {
   const p = problems(() =>
     loadMnConfig({

@@ -56,7 +56,13 @@ export class ControlServer {
       if (!(e instanceof Deno.errors.NotFound)) throw e;
     }
     const listener = Deno.listen({ transport: "unix", path });
-    await Deno.chmod(path, 0o600);
+    try {
+      await Deno.chmod(path, 0o600);
+    } catch (e) {
+      listener.close();
+      await Deno.remove(path).catch(() => {});
+      throw e;
+    }
     return new ControlServer(path, listener, handlers);
   }
 

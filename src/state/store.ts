@@ -39,14 +39,23 @@ export class StateStore {
     const path = this.#path(name);
     Deno.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     const tmp = `${path}.tmp${Deno.pid}`;
-    const f = Deno.openSync(tmp, { write: true, create: true, truncate: true, mode: 0o600 });
+    const bytes = new TextEncoder().encode(JSON.stringify(value, null, 1) + "\n");
     try {
-      f.writeSync(new TextEncoder().encode(JSON.stringify(value, null, 1) + "\n"));
-      f.syncSync();
-    } finally {
-      f.close();
+      const f = Deno.openSync(tmp, { write: true, create: true, truncate: true, mode: 0o600 });
+      try {
+        // writeSync may write less than asked: loop until everything is on disk
+        for (let off = 0; off < bytes.length;) off += f.writeSync(bytes.subarray(off));
+        f.syncSync();
+      } finally {
+        f.close();
+      }
+      Deno.renameSync(tmp, path);
+    } catch (e) {
+      try {
+        Deno.removeSync(tmp);
+      } catch { /* never created */ }
+      throw e;
     }
-    Deno.renameSync(tmp, path);
   }
 
   /** Removes `name` if present. */
