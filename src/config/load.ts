@@ -104,6 +104,7 @@ export function loadMnConfig(flags: Record<string, unknown>): MnConfig {
         bridge: c.bridge,
         routerLl: c.routerLl ?? "fe80::1",
         routerMac: c.routerMac ?? defaultRouterMac(c.vmMac!),
+        ra: c.ra,
       });
     }
   }
@@ -117,6 +118,7 @@ export function loadMnConfig(flags: Record<string, unknown>): MnConfig {
       bridge: v.bridge,
       routerLl: v.routerLl,
       routerMac: v.routerMac ?? defaultRouterMac(v.vmMac),
+      ra: v.ra ?? c.ra,
     });
   }
   if (vms.length === 0 && errs.length === 0) {

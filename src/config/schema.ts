@@ -130,6 +130,23 @@ export function defaultRouterMac(vmMac: string): string {
   return formatMac(b);
 }
 
+/**
+ * What the pseudo home network's Router Advertisements say (RFC 4861 §4.2,
+ * RFC 8106 RDNSS). Defaults keep the guest on its configured home address:
+ * the home prefix is on-link but not for autoconfiguration.
+ */
+export const RaConfigInput = z.strictObject({
+  managed: z.boolean().optional(),
+  other: z.boolean().optional(),
+  autonomous: z.boolean().optional(),
+  routerLifetime: z.number().int().min(0).max(9000).optional(),
+  rdnss: z.array(globalIpv6).max(8).optional(),
+  mtu: z.number().int().min(1280).max(65535).optional(),
+});
+
+/** Router Advertisement contents of one VM's pseudo home network. */
+export type RaConfig = z.output<typeof RaConfigInput>;
+
 /** One VM served by a mobile-node daemon. */
 export const VmConfigInput = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional(),
@@ -139,6 +156,7 @@ export const VmConfigInput = z.strictObject({
   bridge: ifname.optional(),
   routerLl: linkLocalIpv6.default("fe80::1"),
   routerMac: mac.optional(),
+  ra: RaConfigInput.optional(),
 });
 
 /** File/flag shape of the mobile node's configuration (flags describe one VM). */
@@ -159,6 +177,7 @@ export const MnConfigInput = z.strictObject({
   bridge: ifname.optional(),
   routerLl: linkLocalIpv6.optional(),
   routerMac: mac.optional(),
+  ra: RaConfigInput.optional(),
   // … and/or a list (config file)
   vms: z.array(VmConfigInput).default([]),
 });
@@ -173,6 +192,8 @@ export interface VmConfig {
   bridge?: string;
   routerLl: string;
   routerMac: string;
+  /** Router Advertisement contents (defaults in src/mn/pseudo_home.ts). */
+  ra?: RaConfig;
 }
 
 /** Validated mobile-node configuration. */
