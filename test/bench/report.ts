@@ -417,6 +417,14 @@ export function markdown(res: BenchResult): string {
       fmt(p.haCpuUsPerBu, 0),
     ]),
   ));
+  if (sig.haVmRssKb !== undefined) {
+    out.push(
+      "",
+      `Home agent RSS with the ${sig.hoas} bindings: ${fmtMiB(sig.haVmRssKb)} (peak ${
+        fmtMiB(sig.haVmHwmKb)
+      }).`,
+    );
+  }
   if (sig.error) out.push("", `Signaling section: ${sig.error.split("\n")[0]}`);
   out.push("");
   out.push(table(
