@@ -8,7 +8,9 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
   addressRequest,
+  BATCH_CHUNK,
   changeLinkRequest,
+  changeRequest,
   createBridgeRequest,
   deleteLinkRequest,
   dumpAddressesRequest,
@@ -21,6 +23,7 @@ import {
   NetlinkError,
   NL_SIZES,
   nlAlign,
+  NlBatchCollector,
   NlMessage,
   type NlMsg,
   NlReplyCollector,
@@ -551,6 +554,55 @@ Deno.test("NlReplyCollector: ack; errors name the request and its object", () =>
   // a malformed datagram is reported, naming the request
   const trunc = new NlReplyCollector("RTM_GETLINK eth0", 9, "get");
   assert.throws(() => trunc.feed(hex(LINK_LO).subarray(0, 30)), /RTM_GETLINK eth0: truncated/);
+});
+
+Deno.test("batch requests are the single-change requests; NlBatchCollector matches acks by seq", () => {
+  const bytes = (r: { message: NlMessage }) => r.message.finish(7);
+  assertBytes(
+    bytes(changeRequest({ op: "addRoute", dst: "2001:db8::10", prefixLength: 128, oif: 3 })),
+    bytes(routeRequest(RTM.NEWROUTE, "2001:db8::10", 128, { oif: 3 })),
+  );
+  assertBytes(
+    bytes(changeRequest({ op: "deleteRoute", dst: "2001:db8::10", prefixLength: 128, oif: 3 })),
+    bytes(routeRequest(RTM.DELROUTE, "2001:db8::10", 128, { oif: 3 })),
+  );
+  assertBytes(
+    bytes(changeRequest({ op: "addProxyNeighbor", addr: "2001:db8::10", ifindex: 2 })),
+    bytes(neighborRequest(RTM.NEWNEIGH, "2001:db8::10", 2, { proxy: true })),
+  );
+  assertBytes(
+    bytes(changeRequest({ op: "deleteProxyNeighbor", addr: "2001:db8::10", ifindex: 2 })),
+    bytes(neighborRequest(RTM.DELNEIGH, "2001:db8::10", 2, { proxy: true })),
+  );
+  assert.ok(BATCH_CHUNK >= 16 && BATCH_CHUNK <= 256);
+
+  // three requests numbered 4, 5, 6: acks arrive over two datagrams, with a stale one
+  const seq = (b: Uint8Array, n: number) => {
+    const c = b.slice();
+    new DataView(c.buffer).setUint32(8, n, true);
+    return c;
+  };
+  const c = new NlBatchCollector(
+    ["RTM_NEWROUTE a/128", "RTM_NEWROUTE b/128", "RTM_NEWROUTE c/128"],
+    4,
+  );
+  assert.equal(c.feed(new Uint8Array([...seq(ACK_5, 4), ...seq(ACK_5, 3)])), false);
+  assert.equal(c.feed(new Uint8Array([...EEXIST_EXTACK_5, ...seq(ACK_5, 6)])), true);
+  assert.equal(c.stale, 1);
+  assert.equal(c.errors[0], null);
+  assert.equal(c.errors[2], null);
+  const e = c.errors[1];
+  assert.ok(e instanceof NetlinkError);
+  assert.equal(e.code, "EEXIST");
+  assert.equal(e.message, "RTM_NEWROUTE b/128: EEXIST (File exists) — Route exists");
+
+  // sequence numbers wrap at 2^32
+  const w = new NlBatchCollector(["x", "y"], 0xffffffff);
+  assert.equal(w.feed(seq(ACK_5, 0xffffffff)), false);
+  assert.equal(w.feed(seq(ACK_5, 0)), true);
+  // data where acks are due is a protocol error, naming the request
+  const odd = new NlBatchCollector(["RTM_NEWROUTE z/128"], 9);
+  assert.throws(() => odd.feed(hex(LINK_LO)), /RTM_NEWROUTE z\/128 \(unexpected RTM_NEWLINK\)/);
 });
 
 Deno.test("NlReplyCollector: get mode ends with the single reply", () => {

@@ -10,8 +10,9 @@
  * @module
  */
 
-import { canonicalIPv6, inPrefix, ipv6Bytes, isMulticast } from "../wire/addr.ts";
+import { inPrefix, ipv6Bytes } from "../wire/addr.ts";
 import type { MobilityRepr } from "../wire/mobility.ts";
+import { canonicalIPv6Fast as canonicalIPv6, formatIPv6Fast, parseIPv6Into } from "./fast_addr.ts";
 import {
   type Binding,
   BindingCache,
@@ -139,7 +140,16 @@ export type HaAction =
     message: string;
     fields: Record<string, unknown>;
     rateKey?: string;
+    /**
+     * Set on the line of a routine binding change ("registered", "moved", "deregistered",
+     * "expired", "restored"): at thousands per second the wiring logs a few one by one and
+     * counts the rest into a periodic summary (the status counters have every one).
+     */
+    summary?: HaSummaryKind;
   };
+
+/** Kinds of binding changes whose log lines may be summarised (see the `log` action). */
+export type HaSummaryKind = "registered" | "moved" | "deregistered" | "expired" | "restored";
 
 /** A binding as reported by the control socket's `status`. */
 export interface BindingStatus {
@@ -155,9 +165,8 @@ export interface BindingStatus {
   registeredAt: string;
 }
 
-function isUnicastRoutable(a: string): boolean {
-  const b = ipv6Bytes(a);
-  if (isMulticast(b)) return false;
+function isUnicastRoutable(b: Uint8Array): boolean {
+  if (b[0] === 0xff) return false; // multicast
   if (b[0] === 0xfe && (b[1] & 0xc0) === 0x80) return false; // link-local fe80::/10
   let zero = true;
   for (let i = 0; i < 15; i++) if (b[i] !== 0) zero = false;
@@ -176,6 +185,9 @@ export class HomeAgentCore {
   readonly #counters: Record<string, number> = {};
   #restored = false;
   readonly #beSentAt = new Map<string, number>();
+  readonly #prefixBytes: Uint8Array;
+  readonly #hoaBytes = new Uint8Array(16);
+  readonly #coaBytes = new Uint8Array(16);
 
   constructor(config: HaCoreConfig) {
     this.#cfg = {
@@ -187,6 +199,7 @@ export class HomeAgentCore {
     };
     this.#cfg.reserved = [...(config.reserved ?? []).map(canonicalIPv6), this.#cfg.haAddress];
     this.#maxUnits = Math.max(1, Math.min(0xffff, Math.floor(config.maxLifetime / 4)));
+    this.#prefixBytes = ipv6Bytes(config.homePrefix.prefix);
   }
 
   /** Largest lifetime granted, in 4-second units. */
@@ -263,6 +276,16 @@ export class HomeAgentCore {
     );
   }
 
+  /** A binding change's log line, which the wiring may fold into a summary at high rates. */
+  #logChange(
+    out: HaAction[],
+    summary: HaSummaryKind,
+    message: string,
+    fields: Record<string, unknown>,
+  ): void {
+    out.push({ type: "log", level: "info", message, fields, summary });
+  }
+
   #ba(
     out: HaAction[],
     b: { from: string; to: string; homeAddress: string },
@@ -291,9 +314,9 @@ export class HomeAgentCore {
           out.push({ type: "install", homeAddress: b.homeAddress, careOf: b.careOf });
           out.push({ type: "unsolicitedNa", homeAddress: b.homeAddress });
           this.#ba(out, this.#replyOf(b), HA_STATUS.ACCEPTED, b.sequence, b.lifetimeUnits);
-          this.#log(
+          this.#logChange(
             out,
-            "info",
+            "registered",
             "registered {homeAddress} via {careOf} (seq {sequence}, {lifetime} s) after DAD",
             this.#fields(b),
           );
@@ -314,7 +337,12 @@ export class HomeAgentCore {
           careOf: b.careOf,
           reason: "expired",
         });
-        this.#log(out, "info", "binding for {homeAddress} via {careOf} expired", this.#fields(b));
+        this.#logChange(
+          out,
+          "expired",
+          "binding for {homeAddress} via {careOf} expired",
+          this.#fields(b),
+        );
         changed = true;
       }
     }
@@ -372,10 +400,14 @@ export class HomeAgentCore {
   ): void {
     this.#count("bu_received");
     const src = canonicalIPv6(ev.src);
-    const hoa = canonicalIPv6(ev.homeAddress);
-    const haAddr = canonicalIPv6(ev.dst);
-    const alt = bu.options.find((o) => o.type === "altCoa");
-    const coa = alt !== undefined ? canonicalIPv6(alt.address) : src;
+    const hoaBytes = this.#hoaBytes, coaBytes = this.#coaBytes;
+    if (!parseIPv6Into(ev.homeAddress, hoaBytes)) canonicalIPv6(ev.homeAddress); // throws
+    const hoa = formatIPv6Fast(hoaBytes);
+    const haAddr = ev.dst === this.#cfg.haAddress ? ev.dst : canonicalIPv6(ev.dst);
+    let alt: string | undefined;
+    for (const o of bu.options) if (o.type === "altCoa") alt = o.address;
+    if (!parseIPv6Into(alt ?? src, coaBytes)) canonicalIPv6(alt ?? src); // throws
+    const coa = alt !== undefined ? formatIPv6Fast(coaBytes) : src;
     const reply = { from: haAddr, to: src, homeAddress: hoa };
     const seq = bu.sequence;
     const info = { homeAddress: hoa, careOf: coa, sequence: seq, src };
@@ -388,7 +420,7 @@ export class HomeAgentCore {
     };
 
     // RFC 6275 §9.5.1: the packet MUST contain a unicast routable home address.
-    if (!isUnicastRoutable(hoa)) {
+    if (!isUnicastRoutable(hoaBytes)) {
       this.#count("bu_discarded");
       this.#log(
         out,
@@ -400,7 +432,7 @@ export class HomeAgentCore {
       return;
     }
     // The care-of address (Alt-CoA option when present) must be unicast routable too.
-    if (!isUnicastRoutable(coa)) {
+    if (!isUnicastRoutable(coaBytes)) {
       this.#count("bu_discarded");
       this.#log(
         out,
@@ -454,14 +486,16 @@ export class HomeAgentCore {
       }
       this.#count("bindings_deregistered");
       this.#ba(out, reply, HA_STATUS.ACCEPTED, seq, 0);
-      this.#log(out, "info", "deregistered {homeAddress} (was via {previous}, seq {sequence})", {
-        ...info,
-        previous: entry.careOf,
-      });
+      this.#logChange(
+        out,
+        "deregistered",
+        "deregistered {homeAddress} (was via {previous}, seq {sequence})",
+        { ...info, previous: entry.careOf },
+      );
       return;
     }
     // §10.3.1: the home address must be on-link for the home prefix.
-    if (!inPrefix(hoa, this.#cfg.homePrefix.prefix, this.#cfg.homePrefix.length)) {
+    if (!inPrefix(hoaBytes, this.#prefixBytes, this.#cfg.homePrefix.length)) {
       return reject(HA_STATUS.NOT_HOME_SUBNET, "home address outside the home prefix");
     }
     if (this.#cfg.reserved.includes(hoa)) {
@@ -492,14 +526,26 @@ export class HomeAgentCore {
       out.push({ type: "persist" });
       this.#count("bindings_refreshed");
       this.#ba(out, reply, HA_STATUS.ACCEPTED, seq, units);
-      this.#log(
-        out,
-        "info",
-        previous !== coa
-          ? "moved {homeAddress} from {previous} to {careOf} (seq {sequence}, {lifetime} s)"
-          : "refreshed {homeAddress} via {careOf} (seq {sequence}, {lifetime} s)",
-        { ...info, previous, lifetime: units * 4 },
-      );
+      if (previous !== coa) {
+        this.#count("bindings_moved");
+        this.#logChange(
+          out,
+          "moved",
+          "moved {homeAddress} from {previous} to {careOf} (seq {sequence}, {lifetime} s)",
+          { ...info, previous, lifetime: units * 4 },
+        );
+      } else {
+        // a refresh changes no state but the expiry: routine, counted, logged at debug
+        this.#log(
+          out,
+          "debug",
+          "refreshed {homeAddress} via {careOf} (seq {sequence}, {lifetime} s)",
+          {
+            ...info,
+            lifetime: units * 4,
+          },
+        );
+      }
       return;
     }
     // First registration: Duplicate Address Detection on the home link (§10.3.1).
@@ -529,9 +575,9 @@ export class HomeAgentCore {
     out.push({ type: "unsolicitedNa", homeAddress: hoa });
     out.push({ type: "persist" });
     this.#ba(out, reply, HA_STATUS.ACCEPTED, seq, units);
-    this.#log(
+    this.#logChange(
       out,
-      "info",
+      "registered",
       "registered {homeAddress} via {careOf} (seq {sequence}, {lifetime} s), optimistic DAD running",
       { ...info, lifetime: units * 4 },
     );
@@ -663,9 +709,9 @@ export class HomeAgentCore {
       this.#count("bindings_restored");
       out.push({ type: "install", homeAddress: hoa, careOf: b.careOf });
       out.push({ type: "unsolicitedNa", homeAddress: hoa });
-      this.#log(
+      this.#logChange(
         out,
-        "info",
+        "restored",
         "restored {homeAddress} via {careOf} (seq {sequence}, {remaining} s left)",
         {
           ...this.#fields(b),

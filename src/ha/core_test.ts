@@ -488,6 +488,36 @@ Deno.test("every state change has a log line with a reason", () => {
   assert.match(logs[0], /registered/);
   assert.match(logs[1], /moved/);
   assert.match(logs[2], /deregistered/);
+  // binding changes carry their summary kind (the wiring may fold them at high rates); a
+  // plain refresh is routine: debug, no summary kind
+  const changes = all.filter((a) => a.type === "log" && a.summary !== undefined);
+  assert.deepEqual(changes.map((a) => a.type === "log" && a.summary), [
+    "registered",
+    "moved",
+    "deregistered",
+  ]);
+  const again = registered();
+  const refresh = again.handle(buEv(101), T0 + 5).filter((a) => a.type === "log");
+  assert.deepEqual(refresh.map((a) => a.type === "log" && [a.level, a.summary]), [[
+    "debug",
+    undefined,
+  ]]);
+  assert.equal(again.counters().bindings_refreshed, 1);
+});
+
+Deno.test("persistedJson is toPersisted as compact JSON, one binding per line", () => {
+  const core = new HomeAgentCore(cfg({ dad: "optimistic" }));
+  assert.deepEqual(JSON.parse(core.cache.persistedJson()), { version: 1, bindings: [] });
+  for (let i = 0; i < 5; i++) {
+    core.handle(buEv(10 + i, { hoa: `2001:db8:2000::${(0x20 + i).toString(16)}` }), T0 + i);
+  }
+  core.handle(buEv(11, { hoa: "2001:db8:2000::21", src: COA2 }), T0 + 9); // a move
+  const text = core.cache.persistedJson();
+  assert.deepEqual(JSON.parse(text), core.cache.toPersisted());
+  assert.equal(text.split("\n").length, 5 + 3);
+  const strict = new HomeAgentCore(cfg({ dad: "strict" }));
+  strict.handle(buEv(1), T0);
+  assert.deepEqual(JSON.parse(strict.cache.persistedJson()).bindings, [], "DAD entries stay out");
 });
 
 Deno.test("deadline heap agrees with a scan of the cache under random traffic", () => {

@@ -3,17 +3,25 @@
  * {@linkcode HomeAgentCore} and the kernel, on any Linux kernel (no CONFIG_IPV6_MIP6 needed).
  *
  * - BUs with a Home Address option arrive on a raw IPPROTO_DSTOPTS socket (the kernel hands
- *   raw sockets a copy before it drops the unknown option); MH without HAO on a raw IPPROTO_MH
- *   socket (kernel checksum off, IPV6_RECVDSTOPTS so a MIP6 kernel's double delivery is
- *   skipped). The MH checksum is verified over the HoA (RFC 6275 §6.1.1).
- * - BAs/BEs, DAD probes and unsolicited NAs leave as whole packets on an IPPROTO_RAW socket
- *   (the kernel refuses a type 2 routing header in sendmsg without MIP6).
- * - Proxy ND (RFC 6275 §10.4.1) is the kernel's neighbour proxy (proxy_ndp, proxy entries by
- *   rtnetlink); DAD answers are read on a raw ICMPv6 socket with an NS/NA filter.
+ *   raw sockets a copy before it drops the unknown option), read with recvmmsg until it is
+ *   empty at each wake-up; MH without HAO on a raw IPPROTO_MH socket (kernel checksum off,
+ *   IPV6_RECVDSTOPTS so a MIP6 kernel's double delivery is skipped). The MH checksum is verified
+ *   over the HoA (RFC 6275 §6.1.1).
+ * - What a batch of BUs asks for is carried out together: tunnel table entries at once, the
+ *   /128 routes in one rtnetlink batch (one sendto, one ack each), then every BA, unsolicited
+ *   NA and DAD probe in one sendmmsg on an IPPROTO_RAW socket (whole packets: the kernel
+ *   refuses a type 2 routing header in sendmsg without MIP6). A BA 0 leaves only after its
+ *   route is in place.
+ * - Proxy ND (RFC 6275 §10.4.1) and DAD (RFC 4862 §5.4) run in userland on a packet socket of
+ *   the home link that sees every NS and NA (see `link_socket.ts` for why not the kernel's
+ *   neighbour proxy: its cost grows with the number of entries).
  * - Interception: a tun device with a /128 route per HoA, served by the data-path Workers
  *   (`startHaDatapath`), MTU = home-link MTU − 40 so the kernel sends Packet Too Big.
  * - Everything added is undone on deregistration/expiry and at SIGTERM/SIGINT; the Binding
- *   Cache is kept in the state directory and re-installed at start.
+ *   Cache is kept in the state directory (compact JSON, writes coalesced) and re-installed at
+ *   start.
+ * - Routine binding changes are logged one by one up to a budget, then summarised
+ *   (`LogBudget`); the status counters count every one.
  *
  * @module
  */
@@ -23,29 +31,39 @@ import { ControlServer } from "../control/server.ts";
 import { Cleanup, waitForShutdown } from "../daemon/lifecycle.ts";
 import { logger, RateLimiter } from "../log.ts";
 import { StateStore } from "../state/store.ts";
-import { type LinkInfo, readSysctl, Rtnetlink, writeSysctl } from "../../ffi/netlink.ts";
+import {
+  type LinkInfo,
+  type NetlinkError,
+  readSysctl,
+  Rtnetlink,
+  type RtnlChange,
+  writeSysctl,
+} from "../../ffi/netlink.ts";
+import type { PacketSocket } from "../../ffi/packet_socket.ts";
 import { waitReadable } from "../../ffi/poll.ts";
-import { RawSocket6, type RecvInfo } from "../../ffi/raw_socket.ts";
+import { RawSocket6, RecvRing, SendRing } from "../../ffi/raw_socket.ts";
 import { TunTapDevice } from "../../ffi/tap.ts";
 import { ErrnoError } from "../../ffi/libc.ts";
 import { IPPROTO_RAW } from "../../ffi/constants.ts";
-import { IPPROTO, solicitedNodeMulticast } from "../wire/addr.ts";
-import { ICMPV6_TYPE } from "../wire/icmpv6.ts";
+import { IPPROTO, parseMac } from "../wire/addr.ts";
 import { SharedCounters } from "../tunnel/counters.ts";
 import { type Datapath, startHaDatapath } from "../tunnel/ha_datapath.ts";
 import { TunnelTable } from "../tunnel/table.ts";
 import { parsePersistedCache } from "./binding_cache.ts";
 import { type HaAction, type HaEvent, HomeAgentCore } from "./core.ts";
+import { emitBindingAck, emitDadProbe, emitUnsolicitedNa } from "./emit.ts";
+import { formatIPv6Fast, parseIPv6Into } from "./fast_addr.ts";
+import { openLinkSocket } from "./link_socket.ts";
+import { LogBudget } from "./log_budget.ts";
 import {
   ALL_NODES,
-  baPacket,
   bePacket,
   dadEvidence,
-  dadProbe,
   type Decoded,
   decodeDstOptsDatagram,
   decodeMhDatagram,
-  unsolicitedNa,
+  linkIcmp,
+  proxyAnswer,
 } from "./packets.ts";
 
 const log = logger("ha");
@@ -62,11 +80,28 @@ const TUNNEL_OVERHEAD = 40;
 /** Changes to the Binding Cache within this many ms (more for a big cache) share one write. */
 const PERSIST_DELAY_MS = 20;
 
+/** Longest spacing of state writes under a steady stream of changes (ms). */
+const PERSIST_MAX_DELAY_MS = 2000;
+
 /** How long a receive loop waits before re-checking for shutdown (ms). */
 const POLL_MS = 200;
 
+/** Datagrams per recvmmsg and packets per sendmmsg. */
+const BATCH = 64;
+
+/** recvmmsg batches taken per wake-up before the event loop gets a turn (timers, control). */
+const BATCHES_PER_WAKE = 16;
+
+/** Bytes per send slot: a BA with RH2 is 80, an NA 72, a BE 64. */
+const TX_SLOT = 256;
+
 function errCode(e: unknown): string | undefined {
   return e instanceof ErrnoError ? e.code : undefined;
+}
+
+function sameAddress(a: Uint8Array, b: Uint8Array): boolean {
+  for (let i = 0; i < 16; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** A running home agent. Use {@linkcode runHomeAgent}; exposed for tests and embedding. */
@@ -75,12 +110,14 @@ export class HomeAgentDaemon {
   readonly #cfg: HaConfig;
   readonly #cleanup = new Cleanup();
   readonly #limiter = new RateLimiter();
+  readonly #budget = new LogBudget();
+  #summaryTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #counters: Record<string, number> = {};
   readonly #dadWatch = new Set<string>();
-  readonly #dadJoined = new Set<string>();
   #dirty = false;
   #persistTimer: ReturnType<typeof setTimeout> | undefined;
   #persistDelay = PERSIST_DELAY_MS;
+  #stateBuf = new Uint8Array(64 * 1024);
   /** HoA → CoA of what is installed in the kernel and the tunnel table. */
   readonly #installed = new Map<string, string>();
   readonly #loops: Promise<void>[] = [];
@@ -92,11 +129,25 @@ export class HomeAgentDaemon {
   #dpCounters!: SharedCounters;
   #datapath: Datapath | undefined;
   #tx!: RawSocket6;
-  #nd!: RawSocket6;
+  #linkSock!: PacketSocket;
   #store!: StateStore;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  #timerAt: number | undefined;
   #stopping = false;
   #stopped: Promise<void> | undefined;
+
+  // batched I/O: preallocated, reused for every batch
+  readonly #rxRing = new RecvRing(BATCH, 2048, { control: true });
+  readonly #linkRing = new RecvRing(16, 2048);
+  readonly #txRing = new SendRing(BATCH, TX_SLOT);
+  #txCount = 0;
+  readonly #haBytes = new Uint8Array(16);
+  readonly #llBytes = new Uint8Array(16);
+  readonly #allNodes = new Uint8Array(16);
+  readonly #mac = new Uint8Array(6);
+  readonly #a1 = new Uint8Array(16);
+  readonly #a2 = new Uint8Array(16);
+  readonly #a3 = new Uint8Array(16);
 
   #fail!: (why: string) => void;
   /** Resolves with the reason when the home agent cannot go on (e.g. its data path died). */
@@ -151,14 +202,16 @@ export class HomeAgentDaemon {
       });
     }
     this.#linkLocal = addrs.find((a) => a.scope === "link")?.address ?? cfg.address;
+    parseIPv6Into(cfg.address, this.#haBytes);
+    parseIPv6Into(this.#linkLocal, this.#llBytes);
+    parseIPv6Into(ALL_NODES, this.#allNodes);
+    this.#mac.set(parseMac(this.#link.mac));
 
-    // Forwarding and the kernel's neighbour proxy, restored to what they were at the end.
+    // Forwarding, restored to what it was at the end.
     for (
       const [key, value] of [
         ["net/ipv6/conf/all/forwarding", "1"],
         [`net/ipv6/conf/${cfg.interface}/forwarding`, "1"],
-        [`net/ipv6/conf/${cfg.interface}/proxy_ndp`, "1"],
-        [`net/ipv6/neigh/${cfg.interface}/proxy_delay`, "0"],
       ]
     ) {
       const old = readSysctl(key);
@@ -195,10 +248,12 @@ export class HomeAgentDaemon {
     c.defer("IPPROTO_RAW socket", () => this.#tx.close());
     this.#tx.setMulticastIf(ifindex);
     this.#tx.setMulticastLoop(false);
+    this.#tx.setBufferSizes({ snd: 1 << 20 });
 
     const dstopts = RawSocket6.open(IPPROTO.DSTOPTS, { nonblocking: true });
     c.defer("IPPROTO_DSTOPTS socket", () => dstopts.close());
     dstopts.setRecvPktInfo(true);
+    dstopts.setBufferSizes({ rcv: 4 << 20 });
 
     const mh = RawSocket6.open(IPPROTO.MH, { nonblocking: true });
     c.defer("IPPROTO_MH socket", () => mh.close());
@@ -206,15 +261,8 @@ export class HomeAgentDaemon {
     mh.setRecvPktInfo(true);
     mh.setRecvDstOpts(true);
 
-    this.#nd = RawSocket6.open(IPPROTO.ICMPV6, { nonblocking: true });
-    c.defer("ICMPv6 socket", () => this.#nd.close());
-    this.#nd.setIcmp6Filter([
-      ICMPV6_TYPE.NEIGHBOR_SOLICITATION,
-      ICMPV6_TYPE.NEIGHBOR_ADVERTISEMENT,
-    ]);
-    this.#nd.setRecvPktInfo(true);
-    this.#nd.setRecvHopLimit(true);
-    this.#nd.bindToDevice(cfg.interface);
+    this.#linkSock = openLinkSocket(cfg.interface);
+    c.defer("home link ND socket", () => this.#linkSock.close());
 
     // Bindings that outlived the previous run: re-install before listening.
     this.#store = new StateStore(cfg.stateDir);
@@ -222,16 +270,9 @@ export class HomeAgentDaemon {
     this.#restore();
 
     this.#loops.push(
-      this.#recvLoop(dstopts, "dstopts", (d, i) => {
-        this.#onDecoded(decodeDstOptsDatagram(d, i.src, i.dst ?? cfg.address), i.src);
-      }),
-      this.#recvLoop(mh, "mh", (d, i) => {
-        this.#onDecoded(
-          decodeMhDatagram(d, i.src, i.dst ?? cfg.address, i.dstOpts !== undefined),
-          i.src,
-        );
-      }),
-      this.#recvLoop(this.#nd, "icmpv6", (d, i) => this.#onNd(d, i)),
+      this.#pollLoop(dstopts.fd, "dstopts", () => this.#drainDstOpts(dstopts)),
+      this.#pollLoop(mh.fd, "mh", () => this.#drainMh(mh)),
+      this.#pollLoop(this.#linkSock.fd, "home link", () => this.#drainLink()),
     );
 
     const control = await ControlServer.listen(cfg.control, {
@@ -264,6 +305,7 @@ export class HomeAgentDaemon {
       dad: this.#cfg.dad,
       maxLifetime: this.#cfg.maxLifetime,
       bindings: this.core.status(now),
+      memory: Deno.memoryUsage(),
       counters: {
         ...this.core.counters(),
         ...this.#counters,
@@ -280,6 +322,8 @@ export class HomeAgentDaemon {
       await Promise.all(this.#loops);
       clearTimeout(this.#persistTimer);
       this.#persistTimer = undefined;
+      clearTimeout(this.#summaryTimer);
+      this.#logSummary();
       if (this.#store !== undefined) this.#persistNow();
       const failed = await this.#cleanup.runAll();
       if (failed.length) log.warning("cleanup incomplete: {failed}", { failed });
@@ -301,16 +345,22 @@ export class HomeAgentDaemon {
     const { bindings, rejected } = parsePersistedCache(doc);
     for (const r of rejected) log.warning("persisted binding cache: {problem}", { problem: r });
     if (bindings.length === 0 && rejected.length === 0) return;
+    // Earlier versions proxied home addresses with kernel proxy entries, which outlive a crash:
+    // remove any left for the persisted bindings (ENOENT, the usual answer, is cheap).
+    const ifindex = this.#link.index;
+    const stale = bindings.map((b): RtnlChange => ({
+      op: "deleteProxyNeighbor",
+      addr: b.homeAddress,
+      ifindex,
+    }));
+    this.#rtnl.batch(stale).forEach((e, i) => {
+      if (e === null) {
+        log.info("removed stale proxy entry for {homeAddress}", {
+          homeAddress: bindings[i].homeAddress,
+        });
+      }
+    });
     this.#dispatch({ type: "restore", bindings });
-    // A previous run that died without cleaning up may have left proxy entries (routes went
-    // with its tun device): remove those of bindings that were not restored.
-    for (const b of bindings) {
-      if (this.core.cache.get(b.homeAddress) !== undefined) continue;
-      try {
-        this.#rtnl.deleteProxyNeighbor(b.homeAddress, this.#link.index);
-        log.info("removed stale proxy entry for {homeAddress}", { homeAddress: b.homeAddress });
-      } catch { /* none left: the usual case */ }
-    }
   }
 
   // ---- event loop ------------------------------------------------------------------------------
@@ -318,48 +368,217 @@ export class HomeAgentDaemon {
   /** Hands `event` to the core and carries out the actions; re-arms the timer. */
   #dispatch(event: HaEvent): void {
     const now = Date.now();
-    const actions = this.core.handle(event, now);
-    const failed = new Map<string, string>();
-    for (const a of actions) {
-      // after a failed install, its BA 0 and NA must not go out (installFailed answers 130)
-      if (
-        (a.type === "sendBa" || a.type === "unsolicitedNa") && failed.has(a.homeAddress) &&
-        (a.type === "unsolicitedNa" || a.status === 0)
-      ) continue;
-      try {
-        this.#execute(a, now);
-      } catch (e) {
-        this.#count("action_errors");
-        log.error("{action} failed: {error}", { action: a.type, error: String(e) });
-        if (a.type === "install") failed.set(a.homeAddress, String(e));
-      }
-    }
-    for (const [homeAddress, error] of failed) {
-      this.#dispatch({ type: "installFailed", homeAddress, error });
-    }
+    this.#run(this.core.handle(event, now), now);
     this.#arm();
   }
 
-  #arm(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    if (this.#stopping) return;
-    const d = this.core.nextDeadline();
-    if (d === undefined) return;
-    const ms = Math.min(Math.max(0, d - Date.now()) + 1, 0x7fffffff);
-    this.#timer = setTimeout(() => this.#dispatch({ type: "timer" }), ms);
+  /** Hands a batch of received events to the core; their actions are carried out together. */
+  #dispatchMany(events: HaEvent[]): void {
+    if (events.length === 0) return;
+    const now = Date.now();
+    let actions: HaAction[] = [];
+    for (const ev of events) {
+      try {
+        const out = this.core.handle(ev, now);
+        if (actions.length === 0) actions = out;
+        else for (const a of out) actions.push(a);
+      } catch (e) {
+        this.#count("rx_errors");
+        log.error("event {type} not handled: {error}", { type: ev.type, error: String(e) });
+      }
+    }
+    this.#run(actions, now);
+    this.#arm();
   }
 
-  async #recvLoop(
-    sock: RawSocket6,
-    name: string,
-    handle: (data: Uint8Array, info: RecvInfo & { dst?: string }) => void,
-  ): Promise<void> {
-    const buf = new Uint8Array(65536);
+  /**
+   * Carries out `actions` in two passes: state first (tunnel table, kernel routes in one
+   * rtnetlink batch, DAD watch, persistence, logs), then packets in order in one sendmmsg —
+   * leaving out the BA 0 and unsolicited NA of a binding whose install failed (the core then
+   * answers 130 to its `installFailed`).
+   */
+  #run(actions: HaAction[], now: number): void {
+    const nl: RtnlChange[] = [];
+    const nlAction: number[] = [];
+    const failed = new Map<number, string>(); // action index of a failed install → why
+    const tun = this.#tun.ifindex;
+    for (let i = 0; i < actions.length; i++) {
+      const a = actions[i];
+      switch (a.type) {
+        case "install": {
+          try {
+            this.#table.set(a.homeAddress, { outer: a.careOf });
+          } catch (e) {
+            failed.set(i, String(e));
+            break;
+          }
+          if (!this.#installed.has(a.homeAddress)) {
+            nl.push({
+              op: "addRoute",
+              dst: a.homeAddress,
+              prefixLength: 128,
+              oif: tun,
+              replace: true,
+            });
+            nlAction.push(i);
+          }
+          this.#installed.set(a.homeAddress, a.careOf);
+          break;
+        }
+        case "remove":
+          if (this.#installed.delete(a.homeAddress)) {
+            this.#table.delete(a.homeAddress);
+            nl.push({ op: "deleteRoute", dst: a.homeAddress, prefixLength: 128, oif: tun });
+            nlAction.push(i);
+          }
+          break;
+        case "startDad":
+          this.#dadWatch.add(a.homeAddress);
+          break;
+        case "stopDad":
+          this.#dadWatch.delete(a.homeAddress);
+          break;
+        case "persist":
+          this.#schedulePersist();
+          break;
+        case "log":
+          this.#logAction(a, now);
+          break;
+      }
+    }
+    if (nl.length > 0) {
+      let results: (NetlinkError | null)[];
+      try {
+        results = this.#rtnl.batch(nl);
+      } catch (e) {
+        results = nl.map(() => e as NetlinkError);
+      }
+      for (let k = 0; k < results.length; k++) {
+        const e = results[k];
+        if (e === null) continue;
+        const a = actions[nlAction[k]];
+        if (a.type === "remove") {
+          const code = errCode(e);
+          if (code === "ESRCH" || code === "ENOENT") continue; // gone already
+          this.#count("action_errors");
+          log.error("remove failed: {error}", { error: String(e) });
+        } else failed.set(nlAction[k], String(e));
+      }
+    }
+    for (const why of failed.values()) {
+      this.#count("action_errors");
+      log.error("install failed: {error}", { error: why });
+    }
+    // packets, in order
+    const failedNow = new Set<string>();
+    for (let i = 0; i < actions.length; i++) {
+      const a = actions[i];
+      try {
+        switch (a.type) {
+          case "install":
+            if (failed.has(i)) failedNow.add(a.homeAddress);
+            else failedNow.delete(a.homeAddress);
+            break;
+          case "remove":
+            failedNow.delete(a.homeAddress);
+            break;
+          case "sendBa":
+            if (a.status === 0 && failedNow.has(a.homeAddress)) break;
+            this.#queueBa(a);
+            break;
+          case "sendBe":
+            this.#queuePacket(bePacket(a), a.to);
+            this.#count("be_packets_sent");
+            break;
+          case "unsolicitedNa":
+            if (failedNow.has(a.homeAddress)) break;
+            this.#queueNa(a.homeAddress);
+            break;
+          case "startDad":
+            this.#queueDadProbe(a.homeAddress);
+            break;
+        }
+      } catch (e) {
+        this.#count("action_errors");
+        log.error("{action} failed: {error}", { action: a.type, error: String(e) });
+      }
+    }
+    this.#flushTx();
+    if (failed.size > 0) {
+      const again: HaAction[] = [];
+      for (const [i, error] of failed) {
+        const a = actions[i] as Extract<HaAction, { type: "install" }>;
+        for (
+          const b of this.core.handle(
+            { type: "installFailed", homeAddress: a.homeAddress, error },
+            now,
+          )
+        ) {
+          again.push(b);
+        }
+      }
+      this.#run(again, now);
+    }
+  }
+
+  #logAction(a: Extract<HaAction, { type: "log" }>, now: number): void {
+    let fields = a.fields;
+    if (a.rateKey !== undefined) {
+      if (!this.#limiter.allow(a.rateKey, now)) return;
+      const suppressed = this.#limiter.suppressed(a.rateKey);
+      if (suppressed) fields = { ...fields, suppressed };
+    }
+    if (a.summary !== undefined && !this.#budget.take(a.summary, now)) {
+      this.#summaryTimer ??= setTimeout(() => {
+        this.#summaryTimer = undefined;
+        this.#logSummary();
+      }, Math.max(0, this.#budget.windowEnd - now));
+      return;
+    }
+    log[a.level](a.message, fields);
+  }
+
+  /** One line for the binding changes the budget held back. */
+  #logSummary(): void {
+    if (!this.#budget.holding) return;
+    const held = this.#budget.flush();
+    const text = Object.entries(held).map(([k, n]) => `${n} ${k}`).join(", ");
+    log.info(
+      `binding changes not logged one by one in the last ${
+        this.#budget.windowMs / 1000
+      } s: ${text} (the status counters count each)`,
+      { held },
+    );
+  }
+
+  #arm(): void {
+    if (this.#stopping) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+      return;
+    }
+    const d = this.core.nextDeadline();
+    if (d === this.#timerAt && this.#timer !== undefined) return; // armed for it already
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = d;
+    if (d === undefined) return;
+    const ms = Math.min(Math.max(0, d - Date.now()) + 1, 0x7fffffff);
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#timerAt = undefined;
+      this.#dispatch({ type: "timer" });
+    }, ms);
+  }
+
+  // ---- receiving ---------------------------------------------------------------------------------
+
+  /** Waits for `fd` to be readable (a poll in Deno's blocking pool), then drains it. */
+  async #pollLoop(fd: number, name: string, drain: () => void): Promise<void> {
     while (!this.#stopping) {
       let ready: boolean;
       try {
-        ready = await waitReadable(sock.fd, POLL_MS);
+        ready = await waitReadable(fd, POLL_MS);
       } catch (e) {
         if (this.#stopping) break;
         log.error("{socket} socket poll failed: {error}", { socket: name, error: String(e) });
@@ -367,39 +586,80 @@ export class HomeAgentDaemon {
         continue;
       }
       if (!ready || this.#stopping) continue;
-      for (let i = 0; i < 64 && !this.#stopping; i++) {
-        let info: RecvInfo | null;
-        try {
-          info = sock.recv(buf);
-        } catch (e) {
-          log.error("{socket} socket receive failed: {error}", { socket: name, error: String(e) });
-          break;
-        }
-        if (info === null) break;
-        if (info.truncated) {
-          this.#bad(`${name}`, info.src, {
-            kind: "truncated",
-            field: "length",
-            offset: buf.length,
-          });
-          continue;
-        }
-        try {
-          handle(buf.subarray(0, info.length), info);
-        } catch (e) {
-          this.#count("rx_errors");
-          log.error("{socket} datagram from {src} not handled: {error}", {
-            socket: name,
-            src: info.src,
-            error: String(e),
-          });
-        }
+      try {
+        drain();
+      } catch (e) {
+        this.#count("rx_errors");
+        log.error("{socket} socket receive failed: {error}", { socket: name, error: String(e) });
       }
     }
   }
 
-  #onDecoded(d: Decoded, src: string): void {
-    if (d.kind === "event") return this.#dispatch(d.event);
+  /** BUs with a HAO: recvmmsg until the socket is empty (or the wake-up's share is used). */
+  #drainDstOpts(sock: RawSocket6): void {
+    const ring = this.#rxRing;
+    const dst = this.#a1;
+    for (let round = 0; round < BATCHES_PER_WAKE && !this.#stopping; round++) {
+      const n = sock.recvBatch(ring);
+      if (n === 0) return;
+      this.#count("rx_batches");
+      const events: HaEvent[] = [];
+      for (let i = 0; i < n; i++) {
+        const src = formatIPv6Fast(ring.addrs[i]);
+        if (ring.truncated(i)) {
+          this.#bad("dstopts", src, { kind: "truncated", field: "length", offset: ring.slotSize });
+          continue;
+        }
+        const to = !ring.dstAddr(i, dst)
+          ? this.#cfg.address
+          : sameAddress(dst, this.#haBytes)
+          ? this.#cfg.address
+          : formatIPv6Fast(dst);
+        const data = ring.buffers[i].subarray(0, ring.length(i));
+        let d: Decoded;
+        try {
+          d = decodeDstOptsDatagram(data, src, to);
+        } catch (e) {
+          this.#count("rx_errors");
+          log.error("dstopts datagram from {src} not handled: {error}", { src, error: String(e) });
+          continue;
+        }
+        this.#decoded(d, src, events);
+      }
+      this.#dispatchMany(events);
+      if (n < ring.slots) return; // the socket is empty
+    }
+  }
+
+  /** Mobility messages without a HAO (e.g. a deregistration from home): rare, one by one. */
+  #drainMh(sock: RawSocket6): void {
+    const buf = this.#mhBuf;
+    const events: HaEvent[] = [];
+    for (let i = 0; i < BATCH && !this.#stopping; i++) {
+      const info = sock.recv(buf);
+      if (info === null) break;
+      if (info.truncated) {
+        this.#bad("mh", info.src, { kind: "truncated", field: "length", offset: buf.length });
+        continue;
+      }
+      const d = decodeMhDatagram(
+        buf.slice(0, info.length),
+        info.src,
+        info.dst ?? this.#cfg.address,
+        info.dstOpts !== undefined,
+      );
+      this.#decoded(d, info.src, events);
+    }
+    this.#dispatchMany(events);
+  }
+
+  readonly #mhBuf = new Uint8Array(65536);
+
+  #decoded(d: Decoded, src: string, events: HaEvent[]): void {
+    if (d.kind === "event") {
+      events.push(d.event);
+      return;
+    }
     if (d.kind === "ignore") {
       this.#count("rx_ignored");
       return;
@@ -421,105 +681,143 @@ export class HomeAgentDaemon {
     );
   }
 
-  #onNd(data: Uint8Array, info: RecvInfo): void {
-    if (this.#dadWatch.size === 0) return;
-    if (info.ifindex !== undefined && info.ifindex !== this.#link.index) return;
-    const v = dadEvidence(
-      data,
-      { src: info.src, dst: info.dst ?? ALL_NODES, hopLimit: info.hopLimit },
-      this.#dadWatch,
-      this.#link.mac,
-    );
-    if (v.kind === "bad") return this.#bad("ICMPv6", info.src, v.error);
-    if (v.kind === "duplicate") {
-      this.#dispatch({ type: "dadDuplicate", homeAddress: v.homeAddress, evidence: v.evidence });
-    }
-  }
-
-  // ---- actions ---------------------------------------------------------------------------------
-
-  #execute(a: HaAction, now: number): void {
-    switch (a.type) {
-      case "sendBa":
-        this.#tx.sendRaw(baPacket(a), a.to);
-        this.#count("ba_packets_sent");
-        return;
-      case "sendBe":
-        this.#tx.sendRaw(bePacket(a), a.to);
-        this.#count("be_packets_sent");
-        return;
-      case "install":
-        return this.#install(a.homeAddress, a.careOf);
-      case "remove":
-        return this.#uninstall(a.homeAddress);
-      case "unsolicitedNa":
-        this.#tx.sendRaw(
-          unsolicitedNa({
-            src: this.#linkLocal,
-            target: a.homeAddress,
-            mac: this.#link.mac,
-            router: true,
-          }),
-          ALL_NODES,
-        );
-        this.#count("unsolicited_na_sent");
-        return;
-      case "startDad": {
-        this.#dadWatch.add(a.homeAddress);
-        const group = solicitedNodeMulticast(a.homeAddress);
-        this.#joinDadGroup(a.homeAddress, group);
-        this.#tx.sendRaw(dadProbe(a.homeAddress), group);
-        this.#count("dad_probes_sent");
-        return;
-      }
-      case "stopDad":
-        this.#dadWatch.delete(a.homeAddress);
-        if (this.#dadJoined.delete(a.homeAddress)) {
-          try {
-            this.#nd.leaveGroup(solicitedNodeMulticast(a.homeAddress), this.#link.index);
-          } catch { /* gone with the socket */ }
+  /** NS and NA seen on the home link: DAD evidence, then proxy answers (RFC 6275 §10.4.1). */
+  #drainLink(): void {
+    const ring = this.#linkRing;
+    for (let round = 0; round < BATCHES_PER_WAKE && !this.#stopping; round++) {
+      const n = this.#linkSock.recvBatch(ring);
+      if (n === 0) return;
+      for (let i = 0; i < n; i++) {
+        try {
+          this.#onLinkFrame(ring.buffers[i].subarray(0, Math.min(ring.length(i), ring.slotSize)));
+        } catch (e) {
+          this.#count("rx_errors");
+          log.error("home link frame not handled: {error}", { error: String(e) });
         }
-        return;
-      case "persist":
-        this.#schedulePersist();
-        return;
-      case "log": {
-        let fields = a.fields;
-        if (a.rateKey !== undefined) {
-          if (!this.#limiter.allow(a.rateKey, now)) return;
-          const suppressed = this.#limiter.suppressed(a.rateKey);
-          if (suppressed) fields = { ...fields, suppressed };
+      }
+      if (n < ring.slots) return;
+    }
+  }
+
+  #onLinkFrame(frame: Uint8Array): void {
+    const m = linkIcmp(frame);
+    if (m === null) {
+      this.#count("link_rx_other"); // the socket filter lets only NS/NA through
+      return;
+    }
+    this.#count("link_rx_nd");
+    if (this.#dadWatch.size > 0) {
+      const v = dadEvidence(
+        m.icmp,
+        { src: m.src, dst: m.dst, hopLimit: m.hopLimit },
+        this.#dadWatch,
+        this.#link.mac,
+      );
+      if (v.kind === "bad") return this.#bad("ICMPv6", m.src, v.error);
+      if (v.kind === "duplicate") {
+        this.#dispatch({ type: "dadDuplicate", homeAddress: v.homeAddress, evidence: v.evidence });
+      }
+    }
+    const p = proxyAnswer(m, (t) => this.#installed.has(t), {
+      mac: this.#link.mac,
+      src: this.#linkLocal,
+    });
+    if (p.kind === "bad") return this.#bad("ICMPv6", m.src, p.error);
+    if (p.kind === "none") return;
+    this.#linkSock.send(p.frame);
+    this.#count("proxy_na_sent");
+  }
+
+  // ---- sending ---------------------------------------------------------------------------------
+
+  /** The next free send slot (sending the full ring first when needed). */
+  #slot(): number {
+    if (this.#txCount === this.#txRing.slots) this.#flushTx();
+    return this.#txCount++;
+  }
+
+  #queueBa(a: Extract<HaAction, { type: "sendBa" }>): void {
+    const ha = a.from === this.#cfg.address ? this.#haBytes : this.#a1;
+    if (ha === this.#a1 && !parseIPv6Into(a.from, ha)) throw new TypeError(`bad from ${a.from}`);
+    if (!parseIPv6Into(a.to, this.#a2)) throw new TypeError(`bad to ${a.to}`);
+    if (!parseIPv6Into(a.homeAddress, this.#a3)) throw new TypeError(`bad HoA ${a.homeAddress}`);
+    const i = this.#slot();
+    const ring = this.#txRing;
+    const len = emitBindingAck(ring.buffers[i], 0, {
+      ha,
+      to: this.#a2,
+      hoa: this.#a3,
+      status: a.status,
+      sequence: a.sequence,
+      lifetime: a.lifetime,
+    });
+    ring.setLength(i, len);
+    ring.setDst(i, this.#a2);
+    this.#count("ba_packets_sent");
+  }
+
+  #queuePacket(packet: Uint8Array, to: string): void {
+    if (!parseIPv6Into(to, this.#a2)) throw new TypeError(`bad destination ${to}`);
+    if (packet.length > TX_SLOT) throw new RangeError(`packet of ${packet.length} bytes`);
+    const i = this.#slot();
+    this.#txRing.buffers[i].set(packet);
+    this.#txRing.setLength(i, packet.length);
+    this.#txRing.setDst(i, this.#a2);
+  }
+
+  #queueNa(hoa: string): void {
+    if (!parseIPv6Into(hoa, this.#a3)) throw new TypeError(`bad HoA ${hoa}`);
+    const i = this.#slot();
+    const ring = this.#txRing;
+    const len = emitUnsolicitedNa(ring.buffers[i], 0, {
+      src: this.#llBytes,
+      target: this.#a3,
+      mac: this.#mac,
+      router: true,
+    });
+    ring.setLength(i, len);
+    ring.setDst(i, this.#allNodes, this.#link.index);
+    this.#count("unsolicited_na_sent");
+  }
+
+  #queueDadProbe(hoa: string): void {
+    if (!parseIPv6Into(hoa, this.#a3)) throw new TypeError(`bad HoA ${hoa}`);
+    const i = this.#slot();
+    const ring = this.#txRing;
+    const buf = ring.buffers[i];
+    const len = emitDadProbe(buf, 0, { target: this.#a3 });
+    ring.setLength(i, len);
+    for (let k = 0; k < 16; k++) this.#a2[k] = buf[24 + k]; // the solicited-node group
+    ring.setDst(i, this.#a2, this.#link.index);
+    this.#count("dad_probes_sent");
+  }
+
+  /** Sends the queued packets with sendmmsg; a packet the kernel refuses is counted, skipped. */
+  #flushTx(): void {
+    const n = this.#txCount;
+    this.#txCount = 0;
+    let at = 0;
+    while (at < n) {
+      try {
+        const sent = this.#tx.sendBatch(this.#txRing, n - at, at);
+        if (sent <= 0) {
+          this.#count("tx_dropped", n - at); // EAGAIN on a blocking socket: not expected
+          return;
         }
-        log[a.level](a.message, fields);
-        return;
+        at += sent;
+        this.#count("tx_batches");
+      } catch (e) {
+        // the first packet of the rest was refused (e.g. no route to a care-of address)
+        this.#count("tx_errors");
+        if (this.#limiter.allow("tx-error", Date.now())) {
+          log.error("sending a signaling packet failed: {error}", { error: String(e) });
+        }
+        at++;
       }
     }
   }
 
-  /**
-   * Makes the home link deliver the HoA's solicited-node group while DAD runs, so another
-   * node's simultaneous DAD probe is heard (RFC 4862 §5.4.3). Best effort: an NA from the
-   * address's owner goes to all-nodes and is heard anyway, and once the proxy entry exists the
-   * kernel has joined the group itself (raw sockets see every group the host is in).
-   */
-  #joinDadGroup(hoa: string, group: string): void {
-    if (this.#cfg.dad === "optimistic" || this.#installed.has(hoa) || this.#dadJoined.has(hoa)) {
-      return; // optimistic: the proxy entry installed next joins the group for the device
-    }
-    try {
-      this.#nd.joinGroup(group, this.#link.index);
-      this.#dadJoined.add(hoa);
-    } catch (e) {
-      this.#count("dad_join_failed");
-      if (this.#limiter.allow("dad-join", Date.now())) {
-        log.warning("cannot join {group} for DAD of {homeAddress}: {error}", {
-          group,
-          homeAddress: hoa,
-          error: String(e),
-        });
-      }
-    }
-  }
+  // ---- persistence -------------------------------------------------------------------------------
 
   /**
    * Writes the Binding Cache soon: changes arriving together (a burst of BUs) share one
@@ -539,10 +837,10 @@ export class HomeAgentDaemon {
     this.#dirty = false;
     try {
       const t0 = performance.now();
-      this.#store.write(STATE_NAME, this.core.cache.toPersisted());
-      // a big cache costs more to write: space writes so they take at most ~20% of the time
+      this.#writeState(this.core.cache.persistedJson());
+      // a big cache costs more to write: space writes so they take at most ~10% of the time
       const took = performance.now() - t0;
-      this.#persistDelay = Math.min(1000, Math.max(PERSIST_DELAY_MS, 4 * took));
+      this.#persistDelay = Math.min(PERSIST_MAX_DELAY_MS, Math.max(PERSIST_DELAY_MS, 10 * took));
       this.#count("state_writes");
     } catch (e) {
       this.#count("state_write_errors");
@@ -553,49 +851,47 @@ export class HomeAgentDaemon {
     }
   }
 
-  /** Route HoA/128 into the tun device, proxy ND on the home link, tunnel table HoA → CoA. */
-  #install(hoa: string, coa: string): void {
-    this.#table.set(hoa, { outer: coa });
-    if (this.#installed.has(hoa)) {
-      this.#installed.set(hoa, coa);
-      return;
+  /**
+   * The state file as `StateStore` keeps it (`<dir>/<name>.json`, read back by
+   * `StateStore.read`), written atomically (temporary file, fsync, rename) from one reused
+   * buffer: `StateStore.write` pretty-prints a fresh object tree, megabytes per write here.
+   */
+  #writeState(text: string): void {
+    const dir = this.#cfg.stateDir;
+    const path = `${dir}/${STATE_NAME}.json`;
+    Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    if (this.#stateBuf.length < text.length * 3) {
+      this.#stateBuf = new Uint8Array(Math.max(text.length * 3, this.#stateBuf.length * 2));
     }
-    this.#installed.set(hoa, coa);
-    this.#rtnl.addRoute(hoa, 128, { oif: this.#tun.ifindex, replace: true });
+    const { written } = new TextEncoder().encodeInto(text, this.#stateBuf);
+    const tmp = `${path}.tmp${Deno.pid}`;
+    const f = Deno.openSync(tmp, { write: true, create: true, truncate: true, mode: 0o600 });
     try {
-      this.#rtnl.addProxyNeighbor(hoa, this.#link.index);
-    } catch (e) {
-      if (errCode(e) !== "EEXIST") throw e;
+      let off = 0;
+      while (off < written) off += f.writeSync(this.#stateBuf.subarray(off, written));
+      f.syncSync();
+    } finally {
+      f.close();
     }
+    Deno.renameSync(tmp, path);
   }
 
-  #uninstall(hoa: string): void {
-    if (!this.#installed.delete(hoa)) return;
-    this.#table.delete(hoa);
-    const errors: string[] = [];
-    try {
-      this.#rtnl.deleteProxyNeighbor(hoa, this.#link.index);
-    } catch (e) {
-      if (errCode(e) !== "ENOENT") errors.push(String(e));
-    }
-    try {
-      this.#rtnl.deleteRoute(hoa, 128, { oif: this.#tun.ifindex });
-    } catch (e) {
-      if (errCode(e) !== "ESRCH" && errCode(e) !== "ENOENT") errors.push(String(e));
-    }
-    if (errors.length) throw new Error(errors.join("; "));
-  }
+  // ---- kernel state --------------------------------------------------------------------------------
 
   #uninstallAll(): void {
-    const errors: string[] = [];
-    for (const hoa of [...this.#installed.keys()]) {
-      try {
-        this.#uninstall(hoa);
-      } catch (e) {
-        errors.push(String(e));
+    const tun = this.#tun?.ifindex;
+    const changes: RtnlChange[] = [];
+    for (const hoa of this.#installed.keys()) {
+      this.#table?.delete(hoa);
+      if (tun !== undefined) {
+        changes.push({ op: "deleteRoute", dst: hoa, prefixLength: 128, oif: tun });
       }
     }
-    if (errors.length) throw new Error(errors.join("; "));
+    this.#installed.clear();
+    const errors = this.#rtnl.batch(changes).filter((e) =>
+      e !== null && errCode(e) !== "ESRCH" && errCode(e) !== "ENOENT"
+    );
+    if (errors.length) throw new Error(errors.map(String).join("; "));
   }
 }
 

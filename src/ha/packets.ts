@@ -6,11 +6,25 @@
  * @module
  */
 
-import { canonicalIPv6, IPPROTO, solicitedNodeMulticast } from "../wire/addr.ts";
+import {
+  canonicalIPv6,
+  ETHERTYPE_IPV6,
+  IPPROTO,
+  isMulticast,
+  multicastMac,
+  solicitedNodeMulticast,
+} from "../wire/addr.ts";
+import { parseEthernet } from "../wire/ethernet.ts";
 import { parseDestOpts } from "../wire/ext_headers.ts";
 import { type Icmpv6Repr, parseIcmpv6 } from "../wire/icmpv6.ts";
+import { parseIpv6 } from "../wire/ipv6.ts";
 import { parseMobility } from "../wire/mobility.ts";
-import { buildBindingAck, buildIcmpv6Packet, buildMobilityPacket } from "../wire/packet.ts";
+import {
+  buildBindingAck,
+  buildEthernetFrame,
+  buildIcmpv6Packet,
+  buildMobilityPacket,
+} from "../wire/packet.ts";
 import type { ParseError } from "../wire/result.ts";
 import type { HaAction, HaEvent } from "./core.ts";
 
@@ -190,4 +204,95 @@ export function dadEvidence(
   }
   if (canonicalIPv6(meta.src) !== "::") return { kind: "none" };
   return { kind: "duplicate", homeAddress: target, evidence: `DAD probe for ${target} from ::` };
+}
+
+/** An ICMPv6 message seen on the home link by the home agent's link socket. */
+export interface LinkIcmp {
+  /** Ethernet source of the frame. */
+  ethSrc: string;
+  /** IPv6 source, destination (RFC 5952 text) and hop limit. */
+  src: string;
+  dst: string;
+  hopLimit: number;
+  /** The ICMPv6 message (a sub-view of the frame). */
+  icmp: Uint8Array;
+}
+
+/**
+ * Reads an Ethernet frame carrying IPv6 + ICMPv6 with no extension header (how Neighbor
+ * Discovery travels, RFC 4861 §7.1); null for anything else (the link socket's filter lets
+ * only NS and NA through, this re-checks).
+ */
+export function linkIcmp(frame: Uint8Array): LinkIcmp | null {
+  const e = parseEthernet(frame);
+  if (!e.ok || e.value.repr.ethertype !== ETHERTYPE_IPV6) return null;
+  const ip = parseIpv6(e.value.payload);
+  if (!ip.ok || ip.value.repr.nextHeader !== IPPROTO.ICMPV6) return null;
+  const { src, dst, hopLimit } = ip.value.repr;
+  return { ethSrc: e.value.repr.src, src, dst, hopLimit, icmp: ip.value.payload };
+}
+
+/** Result of {@linkcode proxyAnswer}. */
+export type ProxyVerdict =
+  /** Send `frame` (a whole Ethernet frame) on the home link. */
+  | { kind: "answer"; frame: Uint8Array; target: string; to: string }
+  /** Not a valid solicitation for an address the home agent defends. */
+  | { kind: "none" }
+  | { kind: "bad"; error: ParseError };
+
+/**
+ * Proxy Neighbor Discovery for the home addresses of registered mobile nodes (RFC 6275
+ * §10.4.1, RFC 4861 §7.2.8): a valid Neighbor Solicitation (RFC 4861 §7.1.1: hop limit 255,
+ * checksum, code 0, a non-multicast target; from the unspecified address only to the
+ * solicited-node group and without a source link-layer option) for a `defended` target gets a
+ * Neighbor Advertisement with the home agent's MAC as target link-layer address, Override
+ * clear (a proxy, §7.2.8), Router clear (the target is a host). An address resolution or
+ * reachability probe is answered to its source, Solicited set (RFC 4861 §7.2.4); another
+ * node's Duplicate Address Detection probe to all-nodes, Solicited clear — the home address is
+ * defended. The Ethernet destination is the solicitor's source link-layer option, else the
+ * frame's source (a unicast probe may carry no option), or 33:33:00:00:00:01.
+ */
+export function proxyAnswer(
+  m: LinkIcmp,
+  defended: (homeAddress: string) => boolean,
+  own: { mac: string; src: string },
+): ProxyVerdict {
+  if (m.icmp.length < 1 || m.icmp[0] !== 135) return { kind: "none" };
+  if (m.hopLimit !== ND_HOP_LIMIT) return { kind: "none" };
+  const p = parseIcmpv6(m.icmp, { src: m.src, dst: m.dst });
+  if (!p.ok) return { kind: "bad", error: p };
+  const ns = p.value;
+  if (ns.type !== "neighborSolicitation") return { kind: "none" };
+  const target = canonicalIPv6(ns.target);
+  if (isMulticast(target) || !defended(target)) return { kind: "none" };
+  const sll = ns.options.find((o) => o.type === "sourceLinkLayer");
+  const dad = canonicalIPv6(m.src) === "::";
+  if (dad && (canonicalIPv6(m.dst) !== solicitedNodeMulticast(target) || sll !== undefined)) {
+    return { kind: "none" }; // RFC 4861 §7.1.1
+  }
+  const to = dad ? ALL_NODES : m.src;
+  const packet = buildIcmpv6Packet({
+    src: own.src,
+    dst: to,
+    hopLimit: ND_HOP_LIMIT,
+    icmp: {
+      type: "neighborAdvertisement",
+      router: false,
+      solicited: !dad,
+      override: false,
+      target,
+      options: [{ type: "targetLinkLayer", mac: own.mac }],
+    },
+  });
+  const ethDst = dad
+    ? multicastMac(ALL_NODES)
+    : sll?.type === "sourceLinkLayer"
+    ? sll.mac
+    : m.ethSrc;
+  return {
+    kind: "answer",
+    frame: buildEthernetFrame({ dst: ethDst, src: own.mac }, packet),
+    target,
+    to,
+  };
 }

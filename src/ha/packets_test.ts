@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { IPPROTO } from "../wire/addr.ts";
 import { upperLayerChecksum } from "../wire/checksum.ts";
-import { buildBindingUpdate, buildIcmpv6Packet, parsePacket } from "../wire/packet.ts";
+import {
+  buildBindingUpdate,
+  buildEthernetFrame,
+  buildIcmpv6Packet,
+  parsePacket,
+} from "../wire/packet.ts";
+import { parseEthernet } from "../wire/ethernet.ts";
 import type { BuRepr } from "../wire/mobility.ts";
 import {
   baPacket,
@@ -10,6 +16,8 @@ import {
   dadProbe,
   decodeDstOptsDatagram,
   decodeMhDatagram,
+  linkIcmp,
+  proxyAnswer,
   unsolicitedNa,
 } from "./packets.ts";
 
@@ -230,4 +238,90 @@ Deno.test("dadEvidence: NA or DAD NS from others, not our own or off-link ones",
   bad[10] ^= 1;
   const v = dadEvidence(bad, meta, watched, MAC);
   assert.equal(v.kind === "bad" && v.error.field, "checksum");
+});
+
+Deno.test("proxyAnswer: NS for a defended HoA answered with our MAC (RFC 6275 §10.4.1)", () => {
+  const CN = "2001:db8:2000::2", CN_MAC = "52:54:00:00:00:02", LL = "fe80::1";
+  const own = { mac: MAC, src: LL };
+  const defended = (a: string) => a === HOA;
+  const ns = (o: {
+    src: string;
+    dst: string;
+    target?: string;
+    sll?: boolean;
+    hopLimit?: number;
+    ethDst?: string;
+  }) =>
+    buildEthernetFrame(
+      { dst: o.ethDst ?? "33:33:ff:00:00:10", src: CN_MAC },
+      buildIcmpv6Packet({
+        src: o.src,
+        dst: o.dst,
+        hopLimit: o.hopLimit ?? 255,
+        icmp: {
+          type: "neighborSolicitation",
+          target: o.target ?? HOA,
+          options: o.sll === false ? [] : [{ type: "sourceLinkLayer", mac: CN_MAC }],
+        },
+      }),
+    );
+  const answer = (frame: Uint8Array) => {
+    const m = linkIcmp(frame);
+    assert.ok(m);
+    return proxyAnswer(m, defended, own);
+  };
+  const na = (v: ReturnType<typeof proxyAnswer>) => {
+    assert.equal(v.kind, "answer");
+    if (v.kind !== "answer") throw new Error();
+    const eth = parseEthernet(v.frame);
+    assert.ok(eth.ok);
+    const p = parsePacket(eth.value.payload);
+    assert.ok(p.ok, JSON.stringify(p));
+    assert.equal(p.value.ipv6.hopLimit, 255);
+    assert.equal(p.value.ipv6.src, LL);
+    assert.equal(p.value.icmp?.type, "neighborAdvertisement");
+    const icmp = p.value.icmp as Extract<typeof p.value.icmp, { type: "neighborAdvertisement" }>;
+    // the checksum is valid: parsing with a check succeeds
+    assert.ok(parsePacket(eth.value.payload).ok);
+    return { eth: eth.value.repr, ip: p.value.ipv6, na: icmp };
+  };
+
+  // address resolution (multicast, SLLA): to the solicitor, S=1, O=0, R=0, our MAC
+  const a = na(answer(ns({ src: CN, dst: "ff02::1:ff00:10" })));
+  assert.deepEqual([a.ip.dst, a.eth.dst, a.eth.src], [CN, CN_MAC, MAC]);
+  assert.deepEqual([a.na.solicited, a.na.override, a.na.router, a.na.target], [
+    true,
+    false,
+    false,
+    HOA,
+  ]);
+  assert.deepEqual(a.na.options, [{ type: "targetLinkLayer", mac: MAC }]);
+  // reachability probe (unicast, no SLLA): back to the frame's source
+  const u = na(answer(ns({ src: CN, dst: HOA, sll: false, ethDst: MAC })));
+  assert.deepEqual([u.ip.dst, u.eth.dst, u.na.solicited], [CN, CN_MAC, true]);
+  // another node's DAD probe: defended to all-nodes, S=0
+  const d = na(answer(ns({ src: "::", dst: "ff02::1:ff00:10", sll: false })));
+  assert.deepEqual([d.ip.dst, d.eth.dst, d.na.solicited], ["ff02::1", "33:33:00:00:00:01", false]);
+
+  // not ours, off-link, invalid per RFC 4861 §7.1.1, or not an NS: no answer
+  assert.equal(
+    answer(ns({ src: CN, dst: "ff02::1:ff00:11", target: "2001:db8:2000::11" })).kind,
+    "none",
+  );
+  assert.equal(answer(ns({ src: CN, dst: "ff02::1:ff00:10", hopLimit: 254 })).kind, "none");
+  assert.equal(answer(ns({ src: "::", dst: "ff02::1:ff00:10", sll: true })).kind, "none");
+  assert.equal(answer(ns({ src: "::", dst: HOA, sll: false })).kind, "none");
+  const bad = ns({ src: CN, dst: "ff02::1:ff00:10" });
+  bad[bad.length - 1] ^= 0xff; // checksum no longer matches
+  assert.equal(answer(bad).kind, "bad");
+  const notNs = buildEthernetFrame(
+    { dst: "33:33:00:00:00:01", src: CN_MAC },
+    unsolicitedNa({ src: "fe80::2", target: HOA, mac: CN_MAC, router: false }),
+  );
+  assert.equal(answer(notNs).kind, "none");
+  // frames that are not IPv6 + ICMPv6
+  assert.equal(linkIcmp(new Uint8Array(10)), null);
+  const udp = ns({ src: CN, dst: "ff02::1:ff00:10" });
+  udp[14 + 6] = 17;
+  assert.equal(linkIcmp(udp), null);
 });

@@ -188,7 +188,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "ha e2e: after a crash (SIGKILL) a restart removes leftovers of expired bindings",
+  name: "ha e2e: after a crash (SIGKILL) a restart drops expired bindings and old proxy entries",
   ignore,
   sanitizeResources: false,
   sanitizeOps: false,
@@ -202,8 +202,14 @@ Deno.test({
     assert.equal((await bu(mn, 1, 100)).reply?.lifetime, 1);
     await new Promise((r) => setTimeout(r, 100)); // let the state write happen
     await ha1.stop("SIGKILL");
-    // no cleanup ran: the proxy entry is still there (the route went with the tun device)
-    assert.deepEqual((await kernelState(t.ha)).proxies.map((p) => p.dst), [HOA]);
+    // no cleanup ran, yet nothing is left: the route went with the tun device, and proxy ND
+    // lives in the process
+    const left = await kernelState(t.ha);
+    assert.deepEqual(left.proxies, []);
+    assert.deepEqual(left.hoaRoutes, []);
+    assert.ok(!left.links.includes(TUN));
+    // what an earlier version (kernel proxy entries) would have left behind
+    await t.ha.ip("-6", "neigh", "add", "proxy", HOA, "dev", "home0");
     await new Promise((r) => setTimeout(r, Math.max(0, t0 + 4300 - Date.now())));
     const ha2 = await startHa(t, args);
     assert.match(ha2.stderr, /not restored: expired while stopped/);

@@ -22,6 +22,7 @@ interface Na {
   O: number;
   tlla: string | null;
   eth_src: string;
+  eth_dst?: string;
   latency_ms?: number;
 }
 
@@ -77,14 +78,35 @@ Deno.test({
     assert.equal(u.eth_src, t.haMac);
     assert.match(u.src, /^fe80::/);
 
-    // Address resolution for the HoA: answered by the HA's kernel proxy, with the HA's MAC.
+    // Address resolution for the HoA: answered by the HA (userland proxy ND on its link
+    // socket), with the HA's MAC, to the solicitor's link-layer address.
     const answer = (await ns()).na;
     assert.ok(answer, `no NA for ${HOA}\n${ha.stderr}`);
     assert.equal(answer.tlla, t.haMac);
+    assert.equal(answer.eth_src, t.haMac);
+    assert.equal(answer.eth_dst, t.cnMac);
+    assert.equal(answer.hlim, 255);
     assert.equal(answer.S, 1);
     assert.equal(answer.O, 0, "a proxy answer does not override (RFC 4861 §7.2.8)");
+    assert.equal(answer.R, 0, "the target is a host");
     assert.equal(answer.dst, CN);
     console.log(`proxy NA latency (NS→NA): ${answer.latency_ms?.toFixed(1)} ms`);
+
+    // A reachability probe (unicast to the HoA, at the HA's MAC, no source link-layer option,
+    // RFC 4861 §7.3.1) is answered too: to the frame's source MAC.
+    const probe = (await cn.request<{ na: Na | null }>("ns", {
+      iface: "eth0",
+      src: CN,
+      src_mac: t.cnMac,
+      target: HOA,
+      unicast_mac: t.haMac,
+      timeout: 1.5,
+    })).na;
+    assert.ok(probe, `no NA for a unicast NS\n${ha.stderr}`);
+    assert.equal(probe.S, 1);
+    assert.equal(probe.dst, CN);
+    assert.equal(probe.eth_dst, t.cnMac);
+    assert.equal(probe.tlla, t.haMac);
 
     // Another node's DAD probe for the HoA is defended too (NA to all-nodes), once the HA's
     // own optimistic DAD window is over.

@@ -294,6 +294,10 @@ class Peer:
         if r.get("dad"):
             # a DAD probe (RFC 4862 section 5.4.2): from ::, no source link-layer option
             pkt = IPv6(src="::", dst=group, hlim=255) / ICMPv6ND_NS(tgt=target)
+        elif r.get("unicast_mac"):
+            # a reachability probe (RFC 4861 section 7.3.1): unicast to the target, sent to the
+            # link-layer address cached for it, no source link-layer option
+            pkt = IPv6(src=r["src"], dst=target, hlim=255) / ICMPv6ND_NS(tgt=target)
         else:
             pkt = (IPv6(src=r["src"], dst=group, hlim=255) / ICMPv6ND_NS(tgt=target)
                    / ICMPv6NDOptSrcLLAddr(lladdr=r["src_mac"]))
@@ -302,7 +306,7 @@ class Peer:
             t0 = time.monotonic()
             # IPPROTO_RAW routes multicast by the socket's multicast interface: use a packet
             # socket instead, with the group's MAC.
-            mac = "33:33:ff:%02x:%02x:%02x" % (t[13], t[14], t[15])
+            mac = r.get("unicast_mac") or "33:33:ff:%02x:%02x:%02x" % (t[13], t[14], t[15])
             out = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
             out.bind((r["iface"], 0))
             out.send(raw(Ether(src=r["src_mac"], dst=mac) / pkt))
@@ -313,6 +317,7 @@ class Peer:
                     tlla = p[ICMPv6NDOptDstLLAddr].lladdr if ICMPv6NDOptDstLLAddr in p else None
                     return {"na": {"src": p[IPv6].src, "dst": p[IPv6].dst, "R": na.R, "S": na.S,
                                    "O": na.O, "tlla": tlla, "eth_src": p[Ether].src,
+                                   "eth_dst": p[Ether].dst, "hlim": p[IPv6].hlim,
                                    "latency_ms": (tt - t0) * 1000}}
             return {"na": None}
         finally:
