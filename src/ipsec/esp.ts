@@ -85,7 +85,8 @@ export function timingSafeEqual(a: Uint8Array, b: Uint8Array): boolean {
   return diff === 0;
 }
 
-type Bytes = Uint8Array<ArrayBuffer>;
+/** A byte array over a plain ArrayBuffer (what WebCrypto takes). */
+export type Bytes = Uint8Array<ArrayBuffer>;
 
 /** The 8-octet explicit IV of an AES-GCM packet: the Sequence Number, zero-extended. */
 function gcmIv(seq: number): Bytes {
@@ -101,26 +102,33 @@ function gcmNonce(salt: Uint8Array, iv: Uint8Array): Bytes {
   return n;
 }
 
-async function hmac128(key: CryptoKey, data: Bytes): Promise<Bytes> {
+/** HMAC-SHA-256-128 (RFC 4868 §2.6): HMAC-SHA-256 of `data`, its leftmost 16 octets. */
+export async function hmacSha256_128(key: CryptoKey, data: Bytes): Promise<Bytes> {
   const full = new Uint8Array(await crypto.subtle.sign("HMAC", key, data));
   return full.subarray(0, 16); // HMAC-SHA-256-128: the leftmost 128 bits (RFC 4868 §2.6)
 }
 
 /**
- * AES-CBC without WebCrypto's PKCS#7 padding (ESP pads itself): encrypting `plain` (whole
- * blocks) yields it plus one padding block, dropped here.
+ * AES-CBC (RFC 3602) of whole 16-octet blocks without WebCrypto's PKCS#7 padding (ESP pads
+ * itself): WebCrypto returns the blocks plus one padding block, dropped here. `key` needs the
+ * "encrypt" usage.
  */
-async function cbcEncrypt(key: CryptoKey, iv: Bytes, plain: Bytes): Promise<Bytes> {
+export async function aesCbcEncryptBlocks(key: CryptoKey, iv: Bytes, plain: Bytes): Promise<Bytes> {
   const out = new Uint8Array(await crypto.subtle.encrypt({ name: "AES-CBC", iv }, key, plain));
   return out.subarray(0, plain.length);
 }
 
 /**
- * AES-CBC decryption of whole blocks without PKCS#7: WebCrypto insists on valid padding, so a
- * block that decrypts to a full padding block (16 × 0x10) is appended. That block is
- * E_K(0x10… ⊕ C_last), i.e. what encrypting nothing with IV = C_last returns.
+ * AES-CBC (RFC 3602) decryption of whole 16-octet blocks without PKCS#7: WebCrypto insists on
+ * valid padding, so a block that decrypts to a full padding block (16 × 0x10) is appended.
+ * That block is E_K(0x10… ⊕ C_last), what encrypting nothing with IV = C_last returns. `key`
+ * needs the "encrypt" and "decrypt" usages; `cipher` must be a non-empty multiple of 16.
  */
-async function cbcDecrypt(key: CryptoKey, iv: Bytes, cipher: Bytes): Promise<Bytes> {
+export async function aesCbcDecryptBlocks(
+  key: CryptoKey,
+  iv: Bytes,
+  cipher: Bytes,
+): Promise<Bytes> {
   const last = cipher.subarray(cipher.length - 16);
   const pad = new Uint8Array(
     await crypto.subtle.encrypt({ name: "AES-CBC", iv: last }, key, new Uint8Array(0)),
@@ -175,13 +183,13 @@ export async function protect(
     case "aes-cbc-hmac-sha256": {
       const iv = crypto.getRandomValues(new Uint8Array(ivLen)); // unpredictable, RFC 3602 §3
       out.set(iv, ESP_HEADER_LEN);
-      out.set(await cbcEncrypt(keys.cipher!, iv, plain), encAt);
-      out.set(await hmac128(keys.auth!, out.subarray(0, encAt + encLen)), encAt + encLen);
+      out.set(await aesCbcEncryptBlocks(keys.cipher!, iv, plain), encAt);
+      out.set(await hmacSha256_128(keys.auth!, out.subarray(0, encAt + encLen)), encAt + encLen);
       break;
     }
     case "null-hmac-sha256":
       out.set(plain, encAt);
-      out.set(await hmac128(keys.auth!, out.subarray(0, encAt + encLen)), encAt + encLen);
+      out.set(await hmacSha256_128(keys.auth!, out.subarray(0, encAt + encLen)), encAt + encLen);
       break;
   }
   sa.counters.protected++;
@@ -225,12 +233,11 @@ export async function unprotect(
     sad.counters.unknown_spi++;
     return refuse("unknownSpi", 0, "spi");
   }
-  if (
-    (expect.homeAddress !== undefined && !sameAddress(expect.homeAddress, sa.homeAddress)) ||
-    (expect.homeAgent !== undefined && !sameAddress(expect.homeAgent, sa.homeAgent))
-  ) {
+  const badHome = expect.homeAddress !== undefined &&
+    !sameAddress(expect.homeAddress, sa.homeAddress);
+  if (badHome || (expect.homeAgent !== undefined && !sameAddress(expect.homeAgent, sa.homeAgent))) {
     sa.counters.policy_mismatch++;
-    return refuse("policy", 0, expect.homeAddress !== undefined ? "homeAddress" : "homeAgent", sa);
+    return refuse("policy", 0, badHome ? "homeAddress" : "homeAgent", sa);
   }
   const copy = bytes.slice(); // the caller's buffer may be reused while we await
   const p = parseEsp(copy, sa.layout);
@@ -271,14 +278,14 @@ export async function unprotect(
       break;
     }
     default: {
-      const want = await hmac128(keys.auth!, copy.subarray(0, icvAt));
+      const want = await hmacSha256_128(keys.auth!, copy.subarray(0, icvAt));
       if (!timingSafeEqual(want, copy.subarray(icvAt))) {
         sa.counters.integrity_failures++;
         return refuse("integrity", icvAt, "icv", sa);
       }
       plain = sa.algorithm === "null-hmac-sha256"
         ? encrypted
-        : await cbcDecrypt(keys.cipher!, iv, encrypted);
+        : await aesCbcDecryptBlocks(keys.cipher!, iv, encrypted);
     }
   }
   // Authentic: now (and only now) the window moves (§3.4.3). A copy that raced us loses here.
