@@ -84,3 +84,4 @@
 export * from "./config.ts";
 export * from "./sa.ts";
 export * from "./esp.ts";
+export * from "./packets.ts";
