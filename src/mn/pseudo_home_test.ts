@@ -8,6 +8,9 @@ import {
   handleVmFrame,
   makePseudoHomeContext,
   newFrameVerdict,
+  RA_DEFAULTS,
+  RA_FRAME_LEN,
+  VM_DROP_COUNTERS,
 } from "./pseudo_home.ts";
 
 // Golden frames built by scapy: test/mn/gen_pseudo_home_golden.py.
@@ -25,13 +28,14 @@ function toHex(b: Uint8Array): string {
 }
 const golden = (name: string) => hex(GOLDEN[name]);
 
-const ctx = makePseudoHomeContext({
+const VM = {
   homeAddress: "2001:db8:2000::10",
   prefixLength: 64,
   vmMac: "52:54:00:00:00:10",
   routerMac: "02:00:00:00:00:01",
   routerLl: "fe80::1",
-}, 1460);
+};
+const ctx = makePseudoHomeContext(VM, 1460);
 
 function run(frame: Uint8Array) {
   const out = new Uint8Array(2048);
@@ -194,11 +198,108 @@ Deno.test("other sources and destinations are dropped with a reason", () => {
   // Truncated: payload length beyond the frame.
   const t = udpFrame(HOA, CN, 100);
   assert.equal(run(t.subarray(0, 90)).v.reason, "truncated IPv6 payload");
-  // IPv4 / ARP.
+  // IPv4 / ARP, other EtherTypes.
   const arp = udpFrame(HOA, CN, 100);
   arp[12] = 0x08;
   arp[13] = 0x06;
+  assert.equal(run(arp).v.reason, "IPv4/ARP not relayed");
+  arp[13] = 0x00;
+  assert.equal(run(arp).v.reason, "IPv4/ARP not relayed");
+  arp[12] = 0x88;
+  arp[13] = 0xcc; // LLDP
   assert.equal(run(arp).v.reason, "not IPv6");
+});
+
+Deno.test("every drop names its counter: DHCPv6, IPv4/ARP, not the HoA, multicast, ND", () => {
+  const counter = (f: Uint8Array) => {
+    const { v } = run(f);
+    assert.equal(v.action, FRAME_ACTION.DROP, v.reason);
+    return VM_DROP_COUNTERS[v.dropCounter];
+  };
+  const dhcp = run(golden("dhcpv6_solicit")).v;
+  assert.equal(dhcp.reason, "DHCPv6 to ff02::1:2 not relayed");
+  assert.equal(VM_DROP_COUNTERS[dhcp.dropCounter], "vm_drop_dhcpv6");
+  const other = [0x20, 0x01, 0x0d, 0xb8, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x11];
+  assert.equal(counter(udpFrame(other, CN, 100)), "vm_drop_not_hoa");
+  // ff02::1:3 (LLMNR) is plain multicast, not DHCPv6.
+  const llmnr = [0xff, 0x02, ...new Array(11).fill(0), 1, 0, 3];
+  assert.equal(counter(udpFrame(HOA, llmnr, 100)), "vm_drop_multicast");
+  const arp = udpFrame(HOA, CN, 100);
+  arp[12] = 0x08;
+  arp[13] = 0x06;
+  assert.equal(counter(arp), "vm_drop_ipv4");
+  assert.equal(counter(golden("dad")), "vm_drop_nd");
+  assert.equal(counter(golden("mld")), "vm_drop_multicast");
+  const mac = golden("ns_router");
+  mac[11] ^= 1;
+  assert.equal(counter(mac), "vm_drop_foreign_mac");
+  const bad = golden("ns_router");
+  bad[57] ^= 1;
+  assert.equal(counter(bad), "vm_drop_malformed");
+  // Replies and tunnelled packets carry no drop counter.
+  assert.equal(run(golden("rs")).v.dropCounter, -1);
+  assert.equal(run(udpFrame(HOA, CN, 100)).v.dropCounter, -1);
+});
+
+const CONFIGURED = {
+  managed: true,
+  other: true,
+  autonomous: true,
+  routerLifetime: 900,
+  mtu: 1400,
+  rdnss: ["2001:db8:2000::53", "2001:db8:5353::1"],
+};
+
+Deno.test("default RA: M=O=0, lifetime 1800 = 3 × MaxRtrAdvInterval, prefix L=1 A=0", () => {
+  assert.equal(ctx.routerLifetime, 3 * RA_DEFAULTS.maxRtrAdvIntervalS);
+  assert.equal(ctx.raFrameLen, RA_FRAME_LEN);
+  const { out } = run(golden("rs"));
+  assert.equal(out[54 + 5], 0); // M, O
+  assert.equal((out[54 + 6] << 8) | out[54 + 7], 1800);
+  assert.equal(out[54 + 16 + 8 + 3], 0x80); // L only
+  assert.equal(ctx.maxRtrAdvIntervalS, 600);
+  assert.equal(ctx.minRtrAdvIntervalS, 200);
+});
+
+Deno.test("configured RA (M, O, A, lifetime, MTU, RDNSS) matches scapy's, solicited and not", () => {
+  const c = makePseudoHomeContext({ ...VM, ra: CONFIGURED }, 1460);
+  assert.equal(c.raFrameLen, GOLDEN["ra_configured"].length / 2);
+  const out = new Uint8Array(512).fill(0xee);
+  const n = buildUnsolicitedRa(c, out);
+  assert.equal(toHex(out.subarray(0, n)), GOLDEN["ra_configured"]);
+  // An RS from :: is answered with the same RA to all-nodes.
+  const v = newFrameVerdict();
+  const reply = new Uint8Array(1514);
+  const rs = golden("rs_unspec");
+  handleVmFrame(rs, rs.length, c, reply, v);
+  assert.equal(v.action, FRAME_ACTION.REPLY);
+  assert.equal(toHex(reply.subarray(0, v.length)), GOLDEN["ra_configured"]);
+  // Too small a buffer is a programmer error for the unsolicited RA, a drop for the reply.
+  assert.throws(() => buildUnsolicitedRa(c, new Uint8Array(c.raFrameLen - 1)), RangeError);
+  handleVmFrame(rs, rs.length, c, new Uint8Array(c.raFrameLen - 1), v);
+  assert.equal(VM_DROP_COUNTERS[v.dropCounter], "vm_drop_other");
+});
+
+Deno.test("RA schedule bounds: lifetime 3 × max interval; a short lifetime lowers the intervals", () => {
+  const short = makePseudoHomeContext({ ...VM, ra: { routerLifetime: 30 } }, 1460);
+  assert.equal(short.routerLifetime, 30);
+  assert.equal(short.maxRtrAdvIntervalS, 10);
+  assert.ok(short.minRtrAdvIntervalS > 0 && short.minRtrAdvIntervalS <= 10 * 0.33 + 1e-9);
+  assert.equal(short.rdnssLifetime, 30);
+  const test = makePseudoHomeContext(VM, 1460, { maxRtrAdvIntervalS: 2, minRtrAdvIntervalS: 1 });
+  assert.equal(test.routerLifetime, 6);
+  assert.equal(test.maxRtrAdvIntervalS, 2);
+  assert.equal(test.minRtrAdvIntervalS, 1);
+  // Lifetime 0 (not a default router) keeps the default intervals.
+  const zero = makePseudoHomeContext({ ...VM, ra: { routerLifetime: 0 } }, 1460);
+  assert.equal(zero.maxRtrAdvIntervalS, 600);
+  assert.throws(() => makePseudoHomeContext({ ...VM, ra: { routerLifetime: 9001 } }, 1460));
+  assert.throws(() => makePseudoHomeContext({ ...VM, ra: { mtu: 1000 } }, 1460));
+  assert.throws(() =>
+    makePseudoHomeContext({ ...VM, ra: { rdnss: new Array(9).fill("2001:db8::53") } }, 1460)
+  );
+  assert.throws(() => makePseudoHomeContext({ ...VM, ra: { rdnss: ["nope"] } }, 1460));
+  assert.throws(() => makePseudoHomeContext(VM, 1460, { maxRtrAdvIntervalS: 0 }));
 });
 
 Deno.test("makePseudoHomeContext rejects a router MAC equal to the VM's and tiny MTUs", () => {
@@ -220,6 +321,11 @@ Deno.test("fast-check: random frames and mutated golden frames never throw", () 
   const check = (frame: Uint8Array, len: number) => {
     handleVmFrame(frame, len, ctx, out, v);
     assert.ok(v.action >= 0 && v.action <= 3);
+    if (v.action === FRAME_ACTION.DROP) {
+      assert.ok(VM_DROP_COUNTERS[v.dropCounter] !== undefined, v.reason);
+    } else {
+      assert.equal(v.dropCounter, -1);
+    }
     if (v.action === FRAME_ACTION.TUNNEL) {
       assert.ok(v.offset + v.length <= Math.min(len, frame.length));
       assert.ok(v.length <= ctx.tunnelMtu);

@@ -21,8 +21,13 @@ out["na_host"]=h(Ether(src=RM,dst=VM)/IPv6(src="2001:db8:2000::2",dst=HOA,hlim=2
 # RS from LL
 rs = Ether(src=VM,dst="33:33:00:00:00:02")/IPv6(src=LL,dst="ff02::2",hlim=255)/ICMPv6ND_RS()/ICMPv6NDOptSrcLLAddr(lladdr=VM)
 out["rs"]=h(rs)
-def ra(dst): return Ether(src=RM,dst=VM)/IPv6(src=RLL,dst=dst,hlim=255)/ICMPv6ND_RA(chlim=64,M=0,O=0,routerlifetime=1800,reachabletime=0,retranstimer=0,prf=0)/ICMPv6NDOptSrcLLAddr(lladdr=RM)/ICMPv6NDOptPrefixInfo(prefixlen=64,L=1,A=1,validlifetime=2592000,preferredlifetime=604800,prefix="2001:db8:2000::")
+# Default RA contents: M=O=0, lifetime 3 x MaxRtrAdvInterval (1800 s), prefix L=1 A=0.
+def ra(dst): return Ether(src=RM,dst=VM)/IPv6(src=RLL,dst=dst,hlim=255)/ICMPv6ND_RA(chlim=64,M=0,O=0,routerlifetime=1800,reachabletime=0,retranstimer=0,prf=0)/ICMPv6NDOptSrcLLAddr(lladdr=RM)/ICMPv6NDOptPrefixInfo(prefixlen=64,L=1,A=0,validlifetime=2592000,preferredlifetime=604800,prefix="2001:db8:2000::")
 out["ra"]=h(ra(LL))
+# Configured: ra = {managed, other, autonomous, routerLifetime 900, mtu 1400, rdnss [2]}
+out["ra_configured"]=h(Ether(src=RM,dst=VM)/IPv6(src=RLL,dst="ff02::1",hlim=255)/ICMPv6ND_RA(chlim=64,M=1,O=1,routerlifetime=900,reachabletime=0,retranstimer=0,prf=0)/ICMPv6NDOptSrcLLAddr(lladdr=RM)/ICMPv6NDOptMTU(mtu=1400)/ICMPv6NDOptPrefixInfo(prefixlen=64,L=1,A=1,validlifetime=2592000,preferredlifetime=604800,prefix="2001:db8:2000::")/ICMPv6NDOptRDNSS(lifetime=900,dns=["2001:db8:2000::53","2001:db8:5353::1"]))
+# DHCPv6 Solicit from the guest's link-local
+out["dhcpv6_solicit"]=h(Ether(src=VM,dst="33:33:00:01:00:02")/IPv6(src=LL,dst="ff02::1:2",hlim=1)/UDP(sport=546,dport=547)/DHCP6_Solicit(trid=0x1234)/DHCP6OptClientId(duid=DUID_LL(lladdr=VM))/DHCP6OptElapsedTime())
 out["rs_unspec"]=h(Ether(src=VM,dst="33:33:00:00:00:02")/IPv6(src="::",dst="ff02::2",hlim=255)/ICMPv6ND_RS())
 out["ra_allnodes"]=h(ra("ff02::1"))
 out["una_router"]=h(Ether(src=RM,dst=VM)/IPv6(src=RLL,dst="ff02::1",hlim=255)/ICMPv6ND_NA(R=1,S=0,O=1,tgt=RLL)/ICMPv6NDOptDstLLAddr(lladdr=RM))
