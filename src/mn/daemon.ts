@@ -10,6 +10,20 @@
  * the data path (`startMnDatapath`, Workers), active while the VM is away from home and its
  * binding is in flight or registered.
  *
+ * While a VM is active (away), the daemon also sends it unsolicited Router Advertisements,
+ * every MinRtrAdvInterval..MaxRtrAdvInterval (200..600 s, RFC 4861 §6.2.4;
+ * {@linkcode RouterAdvertiser}), written to its tap like the handover RA, so the guest's
+ * default route (Router Lifetime 3 × MaxRtrAdvInterval) never expires; they stop while the
+ * VM is home or released. The RA's contents come from the VM's `ra` settings
+ * (`pseudo_home.ts`). For tests only, `KAGEMUSHA_MN_RA_INTERVAL=MIN,MAX` (seconds) replaces
+ * the two intervals (and so the default Router Lifetime).
+ *
+ * Sequence numbers: the state file holds a reservation 64 ahead of the sequence in use
+ * ({@linkcode SequenceReservation}), so the synchronous fsync'd write happens once per 64
+ * BUs. A state file that cannot be read or parsed does not stop the daemon: it logs an error,
+ * starts from a random sequence and relies on BA status 135 to resynchronise (RFC 6275
+ * §11.7.1).
+ *
  * Moves, as the control socket sees them:
  * - `handover {careOf?, sequence? | bindings?}`: the guest resumed on this host: re-send the BU
  *   at once (care-of re-read from the interface unless given or configured), continuing the
@@ -43,8 +57,13 @@ import { ControlServer } from "../control/server.ts";
 import { Cleanup, waitForShutdown } from "../daemon/lifecycle.ts";
 import { logger, RateLimiter } from "../log.ts";
 import { StateStore } from "../state/store.ts";
-import { SharedCounters } from "../tunnel/counters.ts";
-import { type MnDatapath, type MnDatapathOptions, startMnDatapath } from "../tunnel/mn_datapath.ts";
+import { DATAPATH_COUNTERS, SharedCounters } from "../tunnel/counters.ts";
+import {
+  type MnDatapath,
+  type MnDatapathOptions,
+  type MnDatapathVm,
+  startMnDatapath,
+} from "../tunnel/mn_datapath.ts";
 import { canonicalIPv6, inPrefix, tryParseIPv6 } from "../wire/addr.ts";
 import {
   BindingUpdateListEntry,
@@ -58,7 +77,12 @@ import {
   buildUnsolicitedRouterNa,
   makePseudoHomeContext,
   type PseudoHomeContext,
+  type PseudoHomeOptions,
+  type RaOptions,
+  VM_DROP_COUNTERS,
 } from "./pseudo_home.ts";
+import { RouterAdvertiser } from "./router_advertiser.ts";
+import { SequenceReservation, storedSequence } from "./sequence_reservation.ts";
 import { MnSignaling, type Received } from "./signaling.ts";
 
 const log = logger("mn");
@@ -78,6 +102,27 @@ function defaultStartDatapath(opts: MnDatapathOptions): Promise<MnDatapathHandle
   return startMnDatapath(opts);
 }
 
+/** sizeof(struct virtio_net_hdr): what a tap opened with IFF_VNET_HDR expects before a frame. */
+const VNET_HDR_LEN = 10;
+
+/** Environment variable (tests only): `MIN,MAX` seconds of the periodic RA interval. */
+export const RA_INTERVAL_ENV = "KAGEMUSHA_MN_RA_INTERVAL";
+
+/**
+ * The RA interval override of {@linkcode RA_INTERVAL_ENV}, or `{}` (defaults) when unset.
+ * @throws {RangeError} when set but not two positive numbers MIN <= MAX.
+ */
+export function raIntervalOverride(value: string | undefined): PseudoHomeOptions {
+  if (value === undefined || value === "") return {};
+  const m = /^\s*([0-9.]+)\s*,\s*([0-9.]+)\s*$/.exec(value);
+  const min = m ? Number(m[1]) : NaN;
+  const max = m ? Number(m[2]) : NaN;
+  if (!(min > 0) || !(max >= min)) {
+    throw new RangeError(`${RA_INTERVAL_ENV} must be MIN,MAX seconds with 0 < MIN <= MAX`);
+  }
+  return { minRtrAdvIntervalS: min, maxRtrAdvIntervalS: max };
+}
+
 /** One VM served by the daemon. */
 interface VmRuntime {
   index: number;
@@ -86,6 +131,10 @@ interface VmRuntime {
   entry: BindingUpdateListEntry;
   tap: TunTapDevice;
   stateName: string;
+  /** Periodic unsolicited RAs while the VM is away (RFC 4861 §6.2.4). */
+  ra: RouterAdvertiser;
+  /** What is on disk of the VM's sequence (a reservation ahead of it). */
+  seqStore: SequenceReservation;
   /** The VM is on its home link (this host is its home host, or it came back). */
   home: boolean;
   active: boolean;
@@ -157,6 +206,11 @@ class MnDaemon {
   #fatal!: (why: string) => void;
   readonly fatal: Promise<string> = new Promise((r) => this.#fatal = r);
   readonly startedAt = performance.now();
+  /** Unsolicited RAs written to taps, and failed writes. */
+  raSent = 0;
+  raErrors = 0;
+  /** Sequence reservations written to the state directory. */
+  seqWrites = 0;
 
   private constructor(readonly config: MnConfig, readonly cleanup: Cleanup) {
     this.store = new StateStore(config.stateDir);
@@ -189,8 +243,9 @@ class MnDaemon {
     });
 
     const bridgesCreated = new Set<string>();
+    const raIntervals = raIntervalOverride(Deno.env.get(RA_INTERVAL_ENV));
     for (const [index, vm] of c.vms.entries()) {
-      const ctx = makePseudoHomeContext(vm, link.mtu - 40);
+      const ctx = makePseudoHomeContext(vm, link.mtu - 40, raIntervals);
       if (vm.bridge !== undefined && !bridgesCreated.has(vm.bridge)) {
         const exists = rtnl.getLinks().some((l) => l.name === vm.bridge);
         if (!exists) {
@@ -211,12 +266,12 @@ class MnDaemon {
       if (tapMac === vm.routerMac || tapMac === vm.vmMac) tap.setMac(randomMac());
       if (vm.bridge !== undefined) rtnl.setMaster(tap.name, vm.bridge);
       const stateName = stateNameFor(vm.homeAddress);
-      const stored = this.store.read(stateName);
+      const stored = this.#readSequence(vm.homeAddress, stateName);
       let lastSequence: number;
       let sequenceKnown = true;
-      if (isRecord(stored) && Number.isInteger(stored.sequence)) {
-        lastSequence = (stored.sequence as number) & 0xffff;
-        log.info("{hoa}: continuing sequence {seq} from {dir}", {
+      if (stored !== null) {
+        lastSequence = stored;
+        log.info("{hoa}: continuing after sequence {seq} from {dir}", {
           hoa: vm.homeAddress,
           seq: lastSequence,
           dir: c.stateDir,
@@ -242,6 +297,11 @@ class MnDaemon {
         entry,
         tap,
         stateName,
+        ra: new RouterAdvertiser({
+          minIntervalMs: ctx.minRtrAdvIntervalS * 1000,
+          maxIntervalMs: ctx.maxRtrAdvIntervalS * 1000,
+        }),
+        seqStore: new SequenceReservation(stored),
         home,
         active: false,
         homeNaTimer: undefined,
@@ -252,16 +312,24 @@ class MnDaemon {
     this.signaling = new MnSignaling(c.homeAgent, c.interface, (m) => this.#onReceived(m));
     this.cleanup.defer("close signaling sockets", () => this.signaling.close());
 
-    const counters = new SharedCounters();
+    // The pseudo home network's drop reasons next to the data path's own counters (the data
+    // path names them when it counts per reason; a name listed twice is kept once).
+    const counters = new SharedCounters([...new Set([...DATAPATH_COUNTERS, ...VM_DROP_COUNTERS])]);
     this.datapath = await startDatapath({
-      vms: this.vms.map((r) => ({
-        tapFd: r.tap.fd,
-        homeAddress: r.vm.homeAddress,
-        prefixLength: r.vm.prefixLength,
-        vmMac: r.vm.vmMac,
-        routerMac: r.vm.routerMac,
-        routerLl: r.vm.routerLl,
-      })),
+      vms: this.vms.map((r) => {
+        // `ra` (resolved, so a solicited RA says what the periodic ones say) for a data path
+        // that passes it on to makePseudoHomeContext.
+        const v: MnDatapathVm & { ra: RaOptions } = {
+          tapFd: r.tap.fd,
+          homeAddress: r.vm.homeAddress,
+          prefixLength: r.vm.prefixLength,
+          vmMac: r.vm.vmMac,
+          routerMac: r.vm.routerMac,
+          routerLl: r.vm.routerLl,
+          ra: { ...r.vm.ra, routerLifetime: r.ctx.routerLifetime },
+        };
+        return v;
+      }),
       careOf: this.careOf,
       homeAgent: c.homeAgent,
       counters,
@@ -301,6 +369,35 @@ class MnDaemon {
       n: this.vms.length,
       control: c.control,
     });
+  }
+
+  /**
+   * The sequence to continue after, from the VM's state file; null when there is none or it
+   * is unreadable/corrupt. A corrupt file is logged loudly but does not stop the daemon: a
+   * random start then resynchronises through status 135 (RFC 6275 §11.7.1).
+   */
+  #readSequence(homeAddress: string, stateName: string): number | null {
+    let stored: unknown;
+    try {
+      stored = this.store.read(stateName);
+    } catch (e) {
+      log.error(
+        "{hoa}: state file unusable ({error}); starting from a random sequence number, the " +
+          "home agent's status 135 will resynchronise it",
+        { hoa: homeAddress, error: (e as Error).message },
+      );
+      return null;
+    }
+    if (stored === undefined) return null;
+    const seq = storedSequence(stored);
+    if (seq === null) {
+      log.error(
+        "{hoa}: state file {name} in {dir} has no valid sequence; starting from a random " +
+          "sequence number, the home agent's status 135 will resynchronise it",
+        { hoa: homeAddress, name: stateName, dir: this.config.stateDir },
+      );
+    }
+    return seq;
   }
 
   async #detectCareOf(rtnl: Rtnetlink, ifindex: number, waitMs: number): Promise<string> {
@@ -350,13 +447,19 @@ class MnDaemon {
           }
           break;
         }
-        case "persistSequence":
+        case "persistSequence": {
+          // Write-ahead, once per SEQUENCE_RESERVE BUs (sequence_reservation.ts).
+          const value = r.seqStore.toPersist(a.sequence);
+          if (value === null) break;
           try {
             this.store.write(r.stateName, {
               homeAddress: r.vm.homeAddress,
-              sequence: a.sequence,
+              sequence: value,
+              reservedAhead: true,
               updated: new Date().toISOString(),
             });
+            r.seqStore.committed(value);
+            this.seqWrites++;
           } catch (e) {
             if (this.rl.allow("persist", Date.now())) {
               log.error("cannot persist sequence in {dir}: {error}", {
@@ -366,6 +469,7 @@ class MnDaemon {
             }
           }
           break;
+        }
         case "state":
           log.info("{hoa}: {from} -> {to}: {reason}", {
             hoa: r.vm.homeAddress,
@@ -402,21 +506,57 @@ class MnDaemon {
     if (r.active === on) return;
     r.active = on;
     this.datapath.setActive(r.index, on);
+    // Periodic RAs exactly while the VM is away and active here (RFC 4861 §6.2.4).
+    if (on) r.ra.start(this.now());
+    else r.ra.stop();
+    this.#arm();
+  }
+
+  /** Writes one frame of our own to the VM's tap (with a zeroed virtio_net_hdr if it has one). */
+  #writeTap(r: VmRuntime, frame: Uint8Array, len: number): void {
+    if (!r.tap.vnetHdr) {
+      r.tap.write(frame, len);
+      return;
+    }
+    const b = new Uint8Array(VNET_HDR_LEN + len);
+    b.set(frame.subarray(0, len), VNET_HDR_LEN);
+    r.tap.write(b, b.length);
   }
 
   /** Unsolicited router NA (R=1, O=1) and RA to the VM (RFC 4861 §7.2.6, §6.2.3). */
   #announceRouter(r: VmRuntime): void {
-    const buf = new Uint8Array(256);
+    const buf = new Uint8Array(Math.max(256, r.ctx.raFrameLen));
     try {
-      r.tap.write(buf, buildUnsolicitedRouterNa(r.ctx, buf));
-      r.tap.write(buf, buildUnsolicitedRa(r.ctx, buf));
+      this.#writeTap(r, buf, buildUnsolicitedRouterNa(r.ctx, buf));
     } catch (e) {
-      log.warning("{hoa}: writing the unsolicited NA/RA to {tap} failed: {error}", {
+      log.warning("{hoa}: writing the unsolicited NA to {tap} failed: {error}", {
         hoa: r.vm.homeAddress,
         tap: r.vm.tap,
         error: (e as Error).message,
       });
     }
+    this.#sendRa(r);
+  }
+
+  /** An unsolicited multicast RA to the VM; restarts its periodic timer (RFC 4861 §6.2.4). */
+  #sendRa(r: VmRuntime): void {
+    const buf = new Uint8Array(r.ctx.raFrameLen);
+    try {
+      this.#writeTap(r, buf, buildUnsolicitedRa(r.ctx, buf));
+      this.raSent++;
+    } catch (e) {
+      this.raErrors++;
+      if (this.rl.allow(`ra-${r.index}`, Date.now())) {
+        log.warning("{hoa}: writing the unsolicited RA to {tap} failed: {error}", {
+          hoa: r.vm.homeAddress,
+          tap: r.vm.tap,
+          error: (e as Error).message,
+        });
+      }
+    }
+    // Counted as sent either way: a failing tap is not retried in a tight loop.
+    r.ra.sent(this.now());
+    this.#arm();
   }
 
   /** NA for the HoA on the home link, `count` times 1 s apart (RFC 6275 §11.5.4). */
@@ -447,8 +587,9 @@ class MnDaemon {
     if (this.#stopped) return;
     let next: number | null = null;
     for (const r of this.vms) {
-      const d = r.entry.nextDeadline();
-      if (d !== null && (next === null || d < next)) next = d;
+      for (const d of [r.entry.nextDeadline(), r.ra.nextDeadline()]) {
+        if (d !== null && (next === null || d < next)) next = d;
+      }
     }
     if (next === null) return;
     this.#timer = setTimeout(() => this.#onTimer(), Math.max(0, next - this.now()));
@@ -459,6 +600,7 @@ class MnDaemon {
     for (const r of this.vms) {
       const d = r.entry.nextDeadline();
       if (d !== null && d <= now) this.#apply(r, r.entry.handle({ type: "timer" }, now));
+      if (r.ra.due(now)) this.#sendRa(r);
     }
     this.#arm();
   }
@@ -508,6 +650,10 @@ class MnDaemon {
         tap: r.tap.name,
         active: r.active,
         home: r.home,
+        routerAdvertisements: r.ra.sentCount,
+        nextRouterAdvertisement: r.ra.nextDeadline() === null
+          ? null
+          : Math.max(0, Math.round((r.ra.nextDeadline()! - now) / 1000)),
         lastBuSent: r.lastEventAt.buSent ?? null,
         lastBaReceived: r.lastEventAt.baReceived ?? null,
         lastRegistered: r.lastEventAt.registered ?? null,
@@ -520,6 +666,9 @@ class MnDaemon {
       counters: {
         ...totals,
         ...this.signaling.counters,
+        ra_sent: this.raSent,
+        ra_errors: this.raErrors,
+        sequence_writes: this.seqWrites,
         ...this.datapath.counters(),
       },
     };
@@ -652,6 +801,9 @@ class MnDaemon {
     this.#stopped = true;
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    for (const r of this.vms) clearTimeout(r.homeNaTimer);
+    for (const r of this.vms) {
+      clearTimeout(r.homeNaTimer);
+      r.ra.stop();
+    }
   }
 }

@@ -7,6 +7,7 @@
  */
 
 import assert from "node:assert/strict";
+import { controlRequest } from "../../src/control/client.ts";
 import { needs, PYTHON } from "../helpers/env.ts";
 import { Lab } from "../helpers/netns.ts";
 import { COA, ForeignHost, HA, HOA, ROUTER_MAC } from "./mn_lab.ts";
@@ -140,5 +141,102 @@ Deno.test({
       lines.some((l) => l === `${COA},${HOA}\t${HA},2001:db8:2000::2`),
       lines.join("\n"),
     );
+  },
+});
+
+interface RouteJson {
+  gateway?: string;
+  protocol?: string;
+  expires?: number;
+}
+
+Deno.test({
+  name: "periodic RAs keep a guest's short-lived default route (stop on export); RA contents " +
+    "from `ra`: MTU option applied, A=0 → no SLAAC address, A=1 → one",
+  ignore,
+  async fn() {
+    await using lab = new Lab();
+    await using fh = await ForeignHost.create(lab, { guest: true });
+    const g = fh.guest!;
+    // A guest that would form SLAAC and temporary addresses from an A=1 prefix.
+    await g.sysctl("net.ipv6.conf.eth0.autoconf", 1);
+    await g.sysctl("net.ipv6.conf.eth0.use_tempaddr", 2);
+    await fh.startScapyHa();
+    // MaxRtrAdvInterval 2 s → Router Lifetime 3 × 2 = 6 s.
+    const env = { KAGEMUSHA_MN_RA_INTERVAL: "1,2" };
+    const cfg = `${fh.dir}/ra.json`;
+    Deno.writeTextFileSync(cfg, JSON.stringify({ ra: { mtu: 1400 } }));
+    const mn = fh.startDaemon(["--config", cfg], { env });
+    await fh.waitBinding(mn, (b) => b?.state === "registered");
+    await fh.plugGuest();
+
+    const defaultRoute = async (): Promise<RouteJson | null> => {
+      const r = await g.exec(["ip", "-6", "-j", "route", "show", "default"]);
+      const routes = JSON.parse(r.stdout) as RouteJson[];
+      // An expired route stays listed (negative `expires`) until the kernel's GC runs.
+      return routes.find((x) =>
+        x.gateway === "fe80::1" && x.protocol === "ra" && (x.expires === undefined || x.expires > 0)
+      ) ?? null;
+    };
+    await until("default route from an RA", 10_000, defaultRoute);
+    // 15 s = 2.5 router lifetimes: the route is there at every look, never with more than
+    // 6 s left once the periodic RAs (lifetime 6 s) replaced the solicited one.
+    const t0 = Date.now();
+    let looks = 0;
+    while (Date.now() - t0 < 15_000) {
+      const r = await defaultRoute();
+      assert.ok(r !== null, `default route lost after ${Date.now() - t0} ms`);
+      if (Date.now() - t0 > 3000) {
+        assert.ok(r.expires !== undefined && r.expires <= 6, JSON.stringify(r));
+        looks++;
+      }
+      await new Promise((res) => setTimeout(res, 250));
+    }
+    assert.ok(looks > 20);
+    let st = await fh.status();
+    const b = st.bindings[0] as unknown as Record<string, unknown>;
+    assert.ok((b.routerAdvertisements as number) >= 8, JSON.stringify(b));
+    assert.equal(st.counters.ra_errors, 0);
+
+    // `ra.mtu` reached the guest (RFC 4861 §4.6.4); A=0: the HoA is its only home address.
+    const mtu = await g.exec(["sysctl", "-n", "net.ipv6.conf.eth0.mtu"]);
+    assert.equal(mtu.stdout.trim(), "1400");
+    const homeAddrs = async () => {
+      const r = await g.exec(["ip", "-6", "-j", "addr", "show", "dev", "eth0", "scope", "global"]);
+      const info = JSON.parse(r.stdout)[0]?.addr_info as Array<{ local?: string }> ?? [];
+      return info.map((a) => a.local ?? "").filter((a) => a.startsWith("2001:db8:2000:"));
+    };
+    assert.deepEqual(await homeAddrs(), [HOA]);
+
+    // Exported (the VM left): no more RAs, so the 6 s route expires.
+    await controlRequest(fh.control, "export", {});
+    st = await fh.status();
+    assert.equal(
+      (st.bindings[0] as unknown as Record<string, unknown>).nextRouterAdvertisement,
+      null,
+    );
+    const gone = Date.now();
+    await until(
+      "default route expired after export",
+      12_000,
+      async () => (await defaultRoute()) === null ? true : null,
+    );
+    assert.ok(Date.now() - gone <= 9000, `route outlived its 6 s lifetime by far`);
+    assert.equal((await mn.stop("SIGTERM")).code, 0, mn.stderr);
+
+    // Control: with `autonomous: true` the same guest does form SLAAC addresses, so the empty
+    // result above is the RA's A=0 at work.
+    Deno.writeTextFileSync(cfg, JSON.stringify({ ra: { autonomous: true } }));
+    const mn2 = fh.startDaemon(["--config", cfg], { env });
+    await fh.waitBinding(mn2, (b) => b?.state === "registered");
+    await fh.plugGuest();
+    // EUI-64 SLAAC address and a temporary one (use_tempaddr 2): what A=0 prevents.
+    const slaac = await until("SLAAC + temporary address from an A=1 RA", 10_000, async () => {
+      const a = await homeAddrs();
+      return a.length >= 3 ? a : null;
+    });
+    assert.ok(slaac.includes("2001:db8:2000:0:5054:ff:fe00:10"), slaac.join(" "));
+    assert.ok(slaac.includes(HOA), slaac.join(" "));
+    assert.equal((await mn2.stop("SIGTERM")).code, 0, mn2.stderr);
   },
 });

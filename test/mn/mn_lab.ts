@@ -76,8 +76,11 @@ export class ForeignHost {
     return new ForeignHost(lab, host, ha, guest);
   }
 
-  /** `kagemusha mn` in the host namespace with the standard arguments plus `extra`. */
-  startDaemon(extra: string[] = []): LabProcess {
+  /**
+   * `kagemusha mn` in the host namespace with the standard arguments plus `extra`; `env` adds
+   * environment variables (e.g. the test-only `KAGEMUSHA_MN_RA_INTERVAL`).
+   */
+  startDaemon(extra: string[] = [], opts: { env?: Record<string, string> } = {}): LabProcess {
     return this.host.spawn([
       Deno.execPath(),
       "run",
@@ -107,7 +110,7 @@ export class ForeignHost {
       "--log-level",
       "debug",
       ...extra,
-    ]);
+    ], opts.env === undefined ? {} : { env: opts.env });
   }
 
   /** The scapy home agent in the ha namespace; resolves once it is sniffing. */

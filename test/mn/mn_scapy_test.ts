@@ -135,8 +135,8 @@ Deno.test({
 });
 
 Deno.test({
-  name:
-    "mn: 1.5 s first retransmission, status 135 → BA seq + 1, BRR → BU, sequence persisted, deregister on exit",
+  name: "mn: 1.5 s first retransmission, status 135 → BA seq + 1, BRR → BU, sequence reserved 64 " +
+    "ahead, deregister on exit, restart continues after it, corrupt state file survived",
   ignore,
   async fn() {
     await using lab = new Lab();
@@ -170,13 +170,17 @@ Deno.test({
     assert.equal(after[3].seq, 5002);
     await fh.waitBinding(mn, (b) => b.counters.brr_received === 1 && b.state === "registered");
 
-    // The sequence is in the state directory.
+    // The state directory holds a reservation 64 ahead of the sequence that wrote it (5001,
+    // after 135): the BUs up to it (BRR's 5002, the deregistration's 5003) wrote nothing.
     const files = [...Deno.readDirSync(fh.stateDir)].map((e) => e.name);
     const file = files.find((f) => f.startsWith("binding-"));
     assert.ok(file, files.join(","));
-    const saved = JSON.parse(Deno.readTextFileSync(`${fh.stateDir}/${file}`));
+    const statePath = `${fh.stateDir}/${file}`;
+    const saved = JSON.parse(Deno.readTextFileSync(statePath));
     assert.equal(saved.homeAddress, HOA);
-    assert.equal(saved.sequence, 5002);
+    assert.equal(saved.sequence, 5001 + 64);
+    const writes = (await fh.status()).counters.sequence_writes;
+    assert.ok(writes >= 1 && writes <= 3, `sequence writes ${writes}`);
 
     // --deregister-on-exit: a BU with lifetime 0, then exit 0.
     const st = await mn.stop("SIGTERM", 8000);
@@ -186,12 +190,25 @@ Deno.test({
     assert.equal(last.seq, 5003);
     assert.match(mn.stderr, /deregistered/);
 
-    // A restart continues the sequence from the state directory.
+    assert.equal(JSON.parse(Deno.readTextFileSync(statePath)).sequence, 5065, "no write since");
+
+    // A restart (as after a crash) continues after the reservation: a jump forward.
     const mn2 = fh.startDaemon();
     await fh.waitBinding(mn2, (b) => b?.state === "registered");
     const again = ha.bus().at(-1)!;
-    assert.equal(again.seq, 5004);
+    assert.equal(again.seq, 5066);
     assert.equal((await mn2.stop("SIGTERM")).code, 0);
+    assert.equal(JSON.parse(Deno.readTextFileSync(statePath)).sequence, 5066 + 64);
+
+    // A corrupt state file does not stop the daemon: logged, random start, registered.
+    Deno.writeTextFileSync(statePath, '{"sequence": 51');
+    const mn3 = fh.startDaemon();
+    const b3 = await fh.waitBinding(mn3, (b) => b?.state === "registered");
+    assert.match(mn3.stderr, /state file unusable .*random sequence/);
+    assert.equal(ha.bus().at(-1)!.seq, b3.sequence);
+    assert.equal((await mn3.stop("SIGTERM")).code, 0);
+    const reserved = JSON.parse(Deno.readTextFileSync(statePath)).sequence;
+    assert.ok(((reserved - b3.sequence) & 0xffff) <= 64, `reserved ${reserved}`);
   },
 });
 
