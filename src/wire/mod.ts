@@ -1,6 +1,6 @@
 /**
  * Packet codecs of Kagemusha: Ethernet, IPv6, extension headers (HAO, RH2), Mobility Header,
- * ICMPv6 + Neighbor Discovery, checksums, whole-packet builders.
+ * ICMPv6 + Neighbor Discovery, ESP (RFC 4303), checksums, whole-packet builders.
  *
  * @module
  */
@@ -14,3 +14,4 @@ export * from "./mobility.ts";
 export * from "./icmpv6.ts";
 export * from "./ext_headers.ts";
 export * from "./packet.ts";
+export * from "./esp.ts";
