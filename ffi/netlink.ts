@@ -45,6 +45,7 @@
 
 import { formatIPv6, formatMac, parseIPv6, parseMac } from "../src/wire/addr.ts";
 import { check, cstring, Errno, errno, ErrnoError, libc } from "./libc.ts";
+import { RecvRing } from "./raw_socket.ts";
 
 // ---------------------------------------------------------------------------
 // Constants (kept here: ffi/constants.ts is another helper's file)
@@ -62,6 +63,7 @@ const SOL_NETLINK = 270;
 const NETLINK_CAP_ACK = 10;
 const NETLINK_EXT_ACK = 11;
 const MSG_TRUNC = 0x20;
+const MSG_WAITFORONE = 0x10000;
 const IFF_UP = 0x1;
 const O_RDONLY = 0;
 const O_WRONLY = 1;
@@ -929,19 +931,32 @@ export class NlReplyCollector {
   }
 }
 
-/** One change carried out by {@link Rtnetlink.batch}. */
+/**
+ * One change carried out by {@link Rtnetlink.batch}. A route's `dst` is text or 16 bytes
+ * (a caller that holds the bytes saves the text parsing).
+ */
 export type RtnlChange =
-  | ({ op: "addRoute"; dst: string; prefixLength: number } & RouteOptions)
-  | ({ op: "deleteRoute"; dst: string; prefixLength: number } & Omit<RouteOptions, "replace">)
+  | ({ op: "addRoute"; dst: string | Uint8Array; prefixLength: number } & RouteOptions)
+  | (
+    & { op: "deleteRoute"; dst: string | Uint8Array; prefixLength: number }
+    & Omit<RouteOptions, "replace">
+  )
   | { op: "addProxyNeighbor" | "deleteProxyNeighbor"; addr: string; ifindex: number };
+
+function addrText(a: string | Uint8Array): string {
+  return typeof a === "string" ? a : formatIPv6(checkAddress(a));
+}
 
 /** The request of one {@link RtnlChange} (the same bytes the single-change methods send). */
 export function changeRequest(c: RtnlChange): NlRequest {
   switch (c.op) {
     case "addRoute":
-      return routeRequest(RTM.NEWROUTE, c.dst, c.prefixLength, c);
+      return routeRequest(RTM.NEWROUTE, addrText(c.dst), c.prefixLength, c);
     case "deleteRoute":
-      return routeRequest(RTM.DELROUTE, c.dst, c.prefixLength, { ...c, replace: undefined });
+      return routeRequest(RTM.DELROUTE, addrText(c.dst), c.prefixLength, {
+        ...c,
+        replace: undefined,
+      });
     case "addProxyNeighbor":
       return neighborRequest(RTM.NEWNEIGH, c.addr, c.ifindex, { proxy: true });
     case "deleteProxyNeighbor":
@@ -950,12 +965,12 @@ export function changeRequest(c: RtnlChange): NlRequest {
 }
 
 /**
- * Sans-I/O ack matching for a batch: requests numbered `firstSeq … firstSeq + count - 1`
+ * Sans-I/O ack matching for a batch: `count` requests numbered `firstSeq … firstSeq + count - 1`
  * went out together (several netlink messages in one datagram, each with NLM_F_ACK; the
  * kernel handles and acknowledges them one by one, netlink(7)). Feed it each received
  * datagram; `feed()` returns true once every request has its NLMSG_ERROR. `errors[i]` is null
- * for an ack, the {@link NetlinkError} of a refusal otherwise (named with `what[i]`).
- * Messages with other sequence numbers are dropped and counted in `stale`.
+ * for an ack, the {@link NetlinkError} of a refusal otherwise, named with `what(i)` (asked for
+ * only then). Messages with other sequence numbers are dropped and counted in `stale`.
  */
 export class NlBatchCollector {
   /** Per request: null (done), a NetlinkError (refused), undefined (no answer yet). */
@@ -963,34 +978,122 @@ export class NlBatchCollector {
   /** Messages dropped for a sequence number outside the batch. */
   stale = 0;
   #left: number;
+  #buf: ArrayBufferLike | undefined;
+  #view: DataView | undefined;
 
-  constructor(readonly what: readonly string[], readonly firstSeq: number) {
-    this.errors = new Array(what.length).fill(undefined);
-    this.#left = what.length;
+  constructor(
+    readonly count: number,
+    readonly firstSeq: number,
+    readonly what: (i: number) => string,
+  ) {
+    this.errors = new Array(count).fill(undefined);
+    this.#left = count;
   }
 
-  /** Consumes one datagram; true when every request is answered. */
-  feed(datagram: Uint8Array): boolean {
-    for (const m of expect(parseMessages(datagram), "rtnetlink batch")) {
-      const i = (m.seq - this.firstSeq) >>> 0;
-      if (i >= this.what.length) {
-        this.stale++;
-        continue;
+  /**
+   * Consumes one datagram; true when every request is answered. Plain acks are read in place
+   * (thousands per batch: no object per ack); anything else is parsed in full.
+   */
+  feed(datagram: Uint8Array, length = datagram.length): boolean {
+    if (datagram.buffer !== this.#buf) {
+      this.#buf = datagram.buffer;
+      this.#view = new DataView(datagram.buffer);
+    }
+    const v = this.#view!, base = datagram.byteOffset;
+    const end = Math.min(length, datagram.length);
+    for (let off = 0; off < end;) {
+      const len = end - off >= NL_SIZES.nlmsghdr ? v.getUint32(base + off, true) : 0;
+      if (len < NL_SIZES.nlmsghdr || len > end - off) {
+        // throws, naming why
+        expect(parseMessages(datagram.subarray(off, end)), "rtnetlink batch");
+        throw new Error("rtnetlink batch: unparsable reply"); // not reached
       }
-      const what = this.what[i];
-      if (m.type === NLMSG.OVERRUN) throw new NetlinkError(`${what} (overrun)`, Errno.ENOBUFS);
-      if (m.type !== NLMSG.ERROR) {
-        if (m.type === NLMSG.NOOP) continue;
-        throw new NetlinkError(`${what} (unexpected ${messageTypeName(m.type)})`, EPROTO);
+      const i = (v.getUint32(base + off + 8, true) - this.firstSeq) >>> 0;
+      if (i >= this.count) this.stale++;
+      else if (
+        v.getUint16(base + off + 4, true) === NLMSG.ERROR && len >= NL_SIZES.nlmsghdr + 4 &&
+        v.getInt32(base + off + NL_SIZES.nlmsghdr, true) === 0
+      ) {
+        if (this.errors[i] === undefined) {
+          this.errors[i] = null;
+          this.#left--;
+        }
+      } else {
+        const [m] = expect(parseMessages(datagram.subarray(off, off + len)), "rtnetlink batch");
+        this.#other(m, i);
       }
-      if (this.errors[i] !== undefined) continue; // a duplicate: keep the first answer
-      const info = expect(parseError(m), what);
-      this.errors[i] = info.error === 0 ? null : new NetlinkError(what, info.error, info.extack);
-      this.#left--;
+      off += nlAlign(len);
     }
     return this.#left === 0;
   }
+
+  #other(m: NlMsg, i: number): void {
+    if (m.type === NLMSG.OVERRUN) {
+      throw new NetlinkError(`${this.what(i)} (overrun)`, Errno.ENOBUFS);
+    }
+    if (m.type !== NLMSG.ERROR) {
+      if (m.type === NLMSG.NOOP) return;
+      throw new NetlinkError(`${this.what(i)} (unexpected ${messageTypeName(m.type)})`, EPROTO);
+    }
+    if (this.errors[i] !== undefined) return; // a duplicate: keep the first answer
+    const info = expect(parseError(m), "rtnetlink batch ack");
+    this.errors[i] = info.error === 0
+      ? null
+      : new NetlinkError(this.what(i), info.error, info.extack);
+    this.#left--;
+  }
 }
+
+/**
+ * Writes the request of `c` at `out[at]` with sequence number `seq`; returns its length. Route
+ * changes with an outgoing interface and no gateway or metric — what a home agent adds and
+ * removes by the thousand — are written from a template (the bytes of {@link routeRequest},
+ * the tests hold them equal), without building an {@link NlMessage}; others through
+ * {@link changeRequest}. `out` must have room for 256 bytes.
+ */
+export function writeChange(c: RtnlChange, seq: number, out: Uint8Array, at: number): number {
+  if (
+    (c.op === "addRoute" || c.op === "deleteRoute") && c.oif !== undefined &&
+    c.gateway === undefined && c.metric === undefined && c.prefixLength > 0
+  ) {
+    const add = c.op === "addRoute";
+    const key = add ? (c.replace ? 0 : 1) : 2;
+    const t = ROUTE_TEMPLATES[key] ??= routeRequest(
+      add ? RTM.NEWROUTE : RTM.DELROUTE,
+      "::1",
+      128,
+      { oif: 1, replace: add ? c.replace : undefined },
+    ).message.finish(0);
+    checkPrefix(c.prefixLength);
+    const d = typeof c.dst === "string" ? parseIPv6(c.dst) : checkAddress(c.dst);
+    for (let i = 0; i < t.length; i++) out[at + i] = t[i];
+    for (let i = 0; i < 16; i++) out[at + ROUTE_DST + i] = d[i];
+    putLe32(out, at + 8, seq >>> 0);
+    out[at + NL_SIZES.nlmsghdr + 1] = c.prefixLength; // rtm_dst_len
+    putLe32(out, at + ROUTE_OIF, c.oif >>> 0);
+    return t.length;
+  }
+  const bytes = changeRequest(c).message.finish(seq);
+  out.set(bytes, at);
+  return bytes.length;
+}
+
+function putLe32(b: Uint8Array, at: number, v: number): void {
+  b[at] = v & 0xff;
+  b[at + 1] = (v >>> 8) & 0xff;
+  b[at + 2] = (v >>> 16) & 0xff;
+  b[at + 3] = v >>> 24;
+}
+
+function checkAddress(b: Uint8Array): Uint8Array {
+  if (b.length !== 16) throw new TypeError(`IPv6 address must be 16 bytes, got ${b.length}`);
+  return b;
+}
+
+/** Offsets in a route template: RTA_DST's address, RTA_OIF's value. */
+const ROUTE_DST = 16 + 12 + 4;
+const ROUTE_OIF = ROUTE_DST + 16 + 4;
+const ROUTE_TEMPLATES: Uint8Array[] = [];
 
 /** Requests per datagram of {@link Rtnetlink.batch}: their acks must fit the receive buffer. */
 export const BATCH_CHUNK = 64;
@@ -1005,6 +1108,8 @@ export class Rtnetlink implements Disposable {
   #fd: number;
   #seq: number;
   #rx = new Uint8Array(64 * 1024);
+  #tx = new Uint8Array(0);
+  #acks: RecvRing | undefined;
   #dest = new Uint8Array(NL_SIZES.sockaddr_nl);
   /** Replies dropped because their sequence number was not the awaited one. */
   staleReplies = 0;
@@ -1121,42 +1226,39 @@ export class Rtnetlink implements Disposable {
     if (this.#fd < 0) throw new ErrnoError("rtnetlink batch (socket closed)", Errno.EBADF);
     const c = libc();
     const firstSeq = (this.#seq + 1) >>> 0;
-    const parts: Uint8Array[] = [];
-    const what: string[] = [];
+    if (this.#tx.length < changes.length * 256) this.#tx = new Uint8Array(changes.length * 256);
+    const out = this.#tx;
     let len = 0;
     for (const ch of changes) {
-      const req = changeRequest(ch);
       this.#seq = (this.#seq + 1) >>> 0;
-      const bytes = req.message.finish(this.#seq);
-      parts.push(bytes);
-      what.push(req.what);
-      len += bytes.length; // finish() pads to 4: messages stay aligned back to back
+      len += writeChange(ch, this.#seq, out, len); // lengths are multiples of 4: aligned
     }
-    const datagram = new Uint8Array(len);
-    let off = 0;
-    for (const p of parts) {
-      datagram.set(p, off);
-      off += p.length;
+    const what = (i: number) => changeRequest(changes[i]).what;
+    if (c.sendto(this.#fd, out, BigInt(len), 0, this.#dest, this.#dest.length) < 0) {
+      const e = errno();
+      throw new ErrnoError(`sendto(rtnetlink batch of ${changes.length}, first ${what(0)})`, e);
     }
-    check(
-      `sendto(rtnetlink batch of ${changes.length}, first ${what[0]})`,
-      c.sendto(this.#fd, datagram, BigInt(len), 0, this.#dest, this.#dest.length),
-    );
-    const collector = new NlBatchCollector(what, firstSeq);
+    // the kernel queues one ack per request: take them with recvmmsg, up to a ring at a time
+    const ring = this.#acks ??= new RecvRing(BATCH_CHUNK, 1024);
+    const collector = new NlBatchCollector(changes.length, firstSeq, what);
     try {
       for (;;) {
-        const n = Number(
-          c.recvfrom(this.#fd, this.#rx, BigInt(this.#rx.length), MSG_TRUNC, null, null),
-        );
+        ring.prepare();
+        const n = c.recvmmsg(this.#fd, ring.mmsghdrs, ring.slots, MSG_WAITFORONE, null);
         if (n < 0) {
           const e = errno();
           if (e === Errno.EINTR) continue;
-          const w = `rtnetlink batch (first ${what[0]})`;
+          const w = `rtnetlink batch (first ${what(0)})`;
           if (e === Errno.EAGAIN) throw new NetlinkError(`${w} (no reply)`, ETIMEDOUT);
-          throw new NetlinkError(`${w} recvfrom`, e);
+          throw new NetlinkError(`${w} recvmmsg`, e);
         }
-        if (n > this.#rx.length) throw new NetlinkError("rtnetlink batch (reply)", Errno.EMSGSIZE);
-        if (collector.feed(this.#rx.subarray(0, n))) break;
+        ring.filled(n);
+        let done = false;
+        for (let i = 0; i < n; i++) {
+          if (ring.truncated(i)) throw new NetlinkError("rtnetlink batch (reply)", Errno.EMSGSIZE);
+          done = collector.feed(ring.buffers[i], ring.length(i));
+        }
+        if (done) break;
       }
     } finally {
       this.staleReplies += collector.stale;

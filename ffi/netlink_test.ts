@@ -38,8 +38,11 @@ import {
   RTM,
   rtmsg,
   Rtnetlink,
+  type RtnlChange,
+  writeChange,
   writeSysctl,
 } from "./netlink.ts";
+import { formatIPv6 } from "../src/wire/addr.ts";
 import { ErrnoError } from "./libc.ts";
 
 /** Hex text (spaces and newlines ignored) to bytes. */
@@ -576,16 +579,53 @@ Deno.test("batch requests are the single-change requests; NlBatchCollector match
   );
   assert.ok(BATCH_CHUNK >= 16 && BATCH_CHUNK <= 256);
 
+  // writeChange: the template path gives the bytes of the general builders, text or bytes
+  fc.assert(
+    fc.property(
+      fc.uint8Array({ minLength: 16, maxLength: 16 }),
+      fc.integer({ min: 1, max: 128 }),
+      fc.integer({ min: 1, max: 0x7fffffff }),
+      fc.integer({ min: 0, max: 0xffffffff }),
+      fc.constantFrom("addRoute", "deleteRoute"),
+      fc.option(fc.boolean()),
+      (dst, len, oif, seq, op, replace) => {
+        const text = formatIPv6(dst);
+        const ch = (d: string | Uint8Array): RtnlChange =>
+          op === "addRoute"
+            ? { op, dst: d, prefixLength: len, oif, replace: replace ?? undefined }
+            : { op, dst: d, prefixLength: len, oif };
+        const want = changeRequest(ch(text)).message.finish(seq);
+        for (const d of [text, dst]) {
+          const out = new Uint8Array(300).fill(0xee);
+          const n = writeChange(ch(d), seq, out, 7);
+          assertBytes(out.subarray(7, 7 + n), want);
+        }
+      },
+    ),
+    { numRuns: 500 },
+  );
+  // and the general path for the rest (a gateway, proxies)
+  const out = new Uint8Array(300);
+  const gw: RtnlChange = {
+    op: "addRoute",
+    dst: "2001:db8::",
+    prefixLength: 64,
+    gateway: "fe80::1",
+  };
+  assertBytes(out.subarray(0, writeChange(gw, 3, out, 0)), changeRequest(gw).message.finish(3));
+
   // three requests numbered 4, 5, 6: acks arrive over two datagrams, with a stale one
   const seq = (b: Uint8Array, n: number) => {
     const c = b.slice();
     new DataView(c.buffer).setUint32(8, n, true);
     return c;
   };
-  const c = new NlBatchCollector(
-    ["RTM_NEWROUTE a/128", "RTM_NEWROUTE b/128", "RTM_NEWROUTE c/128"],
-    4,
-  );
+  const names = ["RTM_NEWROUTE a/128", "RTM_NEWROUTE b/128", "RTM_NEWROUTE c/128"];
+  const asked: number[] = [];
+  const c = new NlBatchCollector(3, 4, (i) => {
+    asked.push(i);
+    return names[i];
+  });
   assert.equal(c.feed(new Uint8Array([...seq(ACK_5, 4), ...seq(ACK_5, 3)])), false);
   assert.equal(c.feed(new Uint8Array([...EEXIST_EXTACK_5, ...seq(ACK_5, 6)])), true);
   assert.equal(c.stale, 1);
@@ -595,13 +635,19 @@ Deno.test("batch requests are the single-change requests; NlBatchCollector match
   assert.ok(e instanceof NetlinkError);
   assert.equal(e.code, "EEXIST");
   assert.equal(e.message, "RTM_NEWROUTE b/128: EEXIST (File exists) — Route exists");
+  assert.deepEqual(asked, [1], "names are made for errors only");
 
+  // a datagram cut short is reported
+  assert.throws(
+    () => new NlBatchCollector(1, 5, String).feed(ACK_5.subarray(0, 20)),
+    /rtnetlink batch: truncated/,
+  );
   // sequence numbers wrap at 2^32
-  const w = new NlBatchCollector(["x", "y"], 0xffffffff);
+  const w = new NlBatchCollector(2, 0xffffffff, String);
   assert.equal(w.feed(seq(ACK_5, 0xffffffff)), false);
   assert.equal(w.feed(seq(ACK_5, 0)), true);
   // data where acks are due is a protocol error, naming the request
-  const odd = new NlBatchCollector(["RTM_NEWROUTE z/128"], 9);
+  const odd = new NlBatchCollector(1, 9, () => "RTM_NEWROUTE z/128");
   assert.throws(() => odd.feed(hex(LINK_LO)), /RTM_NEWROUTE z\/128 \(unexpected RTM_NEWLINK\)/);
 });
 

@@ -74,6 +74,8 @@ export interface PersistedCache {
   bindings: PersistedBinding[];
 }
 
+const NONE_DUE: readonly Binding[] = Object.freeze([]);
+
 /**
  * The Binding Cache: home address → entry, with a min-heap of deadlines (BIRD-style: one
  * timer for the earliest) so that timers cost O(log n) per change, not a scan of the cache.
@@ -82,7 +84,9 @@ export interface PersistedCache {
  */
 export class BindingCache {
   #entries = new Map<string, Binding>();
-  #heap: { t: number; hoa: string }[] = [];
+  // the heap as two parallel arrays (deadline, home address): no object per scheduled deadline
+  #ht: number[] = [];
+  #hh: string[] = [];
 
   /** The entry for `homeAddress` (canonical text), if any. */
   get(homeAddress: string): Binding | undefined {
@@ -122,10 +126,11 @@ export class BindingCache {
    * Entries that had a deadline at or before `now` (each once). The caller checks which of
    * the entry's deadlines passed; its later deadlines stay scheduled.
    */
-  due(now: number): Binding[] {
+  due(now: number): readonly Binding[] {
+    if (this.#ht.length === 0 || this.#ht[0] > now) return NONE_DUE;
     const out = new Map<string, Binding>();
-    while (this.#heap.length > 0 && this.#heap[0].t <= now) {
-      const { hoa } = this.#pop();
+    while (this.#ht.length > 0 && this.#ht[0] <= now) {
+      const hoa = this.#pop();
       const b = this.#entries.get(hoa);
       if (b !== undefined) out.set(hoa, b);
     }
@@ -134,10 +139,10 @@ export class BindingCache {
 
   /** Earliest expiry or DAD deadline of any entry, or undefined when empty. */
   nextDeadline(): number | undefined {
-    while (this.#heap.length > 0) {
-      const top = this.#heap[0];
-      const b = this.#entries.get(top.hoa);
-      if (b !== undefined && (b.dadUntil === top.t || b.expiresAt === top.t)) return top.t;
+    while (this.#ht.length > 0) {
+      const t = this.#ht[0];
+      const b = this.#entries.get(this.#hh[0]);
+      if (b !== undefined && (b.dadUntil === t || b.expiresAt === t)) return t;
       this.#pop();
     }
     return undefined;
@@ -145,37 +150,49 @@ export class BindingCache {
 
   /** Heap items held (live and stale), for tests. */
   get scheduled(): number {
-    return this.#heap.length;
+    return this.#ht.length;
   }
 
   #push(t: number, hoa: string): void {
-    const h = this.#heap;
-    h.push({ t, hoa });
-    let i = h.length - 1;
+    const ht = this.#ht, hh = this.#hh;
+    let i = ht.length;
+    ht.push(t);
+    hh.push(hoa);
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (h[p].t <= h[i].t) break;
-      [h[p], h[i]] = [h[i], h[p]];
+      if (ht[p] <= t) break;
+      ht[i] = ht[p];
+      hh[i] = hh[p];
       i = p;
     }
+    ht[i] = t;
+    hh[i] = hoa;
   }
 
-  #pop(): { t: number; hoa: string } {
-    const h = this.#heap;
-    const top = h[0];
-    const last = h.pop()!;
-    if (h.length > 0) {
-      h[0] = last;
+  #pop(): string {
+    const ht = this.#ht, hh = this.#hh;
+    const top = hh[0];
+    const t = ht.pop()!;
+    const hoa = hh.pop()!;
+    const n = ht.length;
+    if (n > 0) {
       let i = 0;
       for (;;) {
         const l = 2 * i + 1, r = l + 1;
-        let m = i;
-        if (l < h.length && h[l].t < h[m].t) m = l;
-        if (r < h.length && h[r].t < h[m].t) m = r;
-        if (m === i) break;
-        [h[m], h[i]] = [h[i], h[m]];
+        let m = -1;
+        let mt = t;
+        if (l < n && ht[l] < mt) {
+          m = l;
+          mt = ht[l];
+        }
+        if (r < n && ht[r] < mt) m = r;
+        if (m < 0) break;
+        ht[i] = ht[m];
+        hh[i] = hh[m];
         i = m;
       }
+      ht[i] = t;
+      hh[i] = hoa;
     }
     return top;
   }
@@ -198,23 +215,72 @@ export class BindingCache {
   }
 
   /**
-   * `toPersisted()` as compact JSON text, one binding per line, built without the
-   * intermediate objects (the daemon writes the whole cache after changes: 10,000 bindings
-   * are about 2 MB). Addresses are canonical text (hex digits, ':' and '.'), which needs no
-   * escaping.
+   * Writes `toPersisted()` as compact JSON, one binding per line, into `buf` (at least 1 KiB),
+   * calling `flush(length)` whenever it is nearly full and at the end; `flush` takes the bytes
+   * out before returning. No string or object is made per binding: the daemon writes the whole
+   * cache after changes (10,000 bindings are about 2 MB). Addresses are canonical text (hex
+   * digits, ':' and '.'): ASCII that needs no escaping.
    */
-  persistedJson(): string {
-    let s = '{"version":1,"bindings":[';
+  writePersisted(buf: Uint8Array, flush: (length: number) => void): void {
+    let n = 0;
+    const str = (t: string) => {
+      for (let i = 0; i < t.length; i++) buf[n++] = t.charCodeAt(i);
+    };
+    const num = (v: number) => {
+      if (v === 0) {
+        buf[n++] = 48;
+        return;
+      }
+      const start = n;
+      while (v > 0) {
+        const d = v % 10;
+        buf[n++] = 48 + d;
+        v = (v - d) / 10;
+      }
+      for (let i = start, j = n - 1; i < j; i++, j--) {
+        const c = buf[i];
+        buf[i] = buf[j];
+        buf[j] = c;
+      }
+    };
+    str('{"version":1,"bindings":[');
     let first = true;
     for (const b of this.#entries.values()) {
       if (b.state !== "registered") continue;
-      s += (first ? "\n" : ",\n") + '{"homeAddress":"' + b.homeAddress + '","careOf":"' +
-        b.careOf + '","replyTo":"' + b.replyTo + '","haAddress":"' + b.haAddress +
-        '","sequence":' + b.sequence + ',"lifetimeUnits":' + b.lifetimeUnits +
-        ',"expiresAt":' + b.expiresAt + ',"registeredAt":' + b.registeredAt + "}";
+      if (n + 512 > buf.length) {
+        flush(n);
+        n = 0;
+      }
+      str(first ? '\n{"homeAddress":"' : ',\n{"homeAddress":"');
+      str(b.homeAddress);
+      str('","careOf":"');
+      str(b.careOf);
+      str('","replyTo":"');
+      str(b.replyTo);
+      str('","haAddress":"');
+      str(b.haAddress);
+      str('","sequence":');
+      num(b.sequence);
+      str(',"lifetimeUnits":');
+      num(b.lifetimeUnits);
+      str(',"expiresAt":');
+      num(b.expiresAt);
+      str(',"registeredAt":');
+      num(b.registeredAt);
+      str("}");
       first = false;
     }
-    return s + "\n]}\n";
+    str("\n]}\n");
+    flush(n);
+  }
+
+  /** What `writePersisted` writes, as text (tests, small caches). */
+  persistedJson(): string {
+    const parts: string[] = [];
+    const buf = new Uint8Array(4096);
+    const dec = new TextDecoder();
+    this.writePersisted(buf, (len) => parts.push(dec.decode(buf.subarray(0, len))));
+    return parts.join("");
   }
 }
 

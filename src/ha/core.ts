@@ -174,6 +174,11 @@ function isUnicastRoutable(b: Uint8Array): boolean {
   return true;
 }
 
+const BA_STATUS_KEYS: string[] = [];
+
+/** The `persist` action carries nothing: one shared, frozen object. */
+const PERSIST: HaAction = Object.freeze({ type: "persist" });
+
 /**
  * The home agent state machine (RFC 6275 §9.5 and §10.3): Binding Cache, BU validation in
  * RFC order, Duplicate Address Detection on first registration, expiry.
@@ -294,7 +299,7 @@ export class HomeAgentCore {
     lifetime: number,
   ): void {
     this.#count("ba_sent");
-    this.#count(`ba_status_${status}`);
+    this.#count(BA_STATUS_KEYS[status] ??= `ba_status_${status}`);
     out.push({ type: "sendBa", ...b, status, sequence, lifetime });
   }
 
@@ -346,7 +351,7 @@ export class HomeAgentCore {
         changed = true;
       }
     }
-    if (changed) out.push({ type: "persist" });
+    if (changed) out.push(PERSIST);
   }
 
   #replyOf(b: Binding): { from: string; to: string; homeAddress: string } {
@@ -411,13 +416,8 @@ export class HomeAgentCore {
     const reply = { from: haAddr, to: src, homeAddress: hoa };
     const seq = bu.sequence;
     const info = { homeAddress: hoa, careOf: coa, sequence: seq, src };
-    const reject = (status: number, why: string, lastSeq = seq) => {
-      this.#ba(out, reply, status, lastSeq, 0);
-      this.#log(out, "warning", `BU for {homeAddress} from {src} rejected (${status}): ${why}`, {
-        ...info,
-        status,
-      }, `bu-reject-${status}`);
-    };
+    const reject = (status: number, why: string, lastSeq = seq) =>
+      this.#reject(out, reply, info, status, why, lastSeq);
 
     // RFC 6275 §9.5.1: the packet MUST contain a unicast routable home address.
     if (!isUnicastRoutable(hoaBytes)) {
@@ -482,7 +482,7 @@ export class HomeAgentCore {
           careOf: entry.careOf,
           reason: "deregistered",
         });
-        out.push({ type: "persist" });
+        out.push(PERSIST);
       }
       this.#count("bindings_deregistered");
       this.#ba(out, reply, HA_STATUS.ACCEPTED, seq, 0);
@@ -507,9 +507,11 @@ export class HomeAgentCore {
     const units = Math.min(bu.lifetime, this.#maxUnits);
     if (entry !== undefined) {
       const previous = entry.careOf;
-      entry.careOf = coa;
-      entry.replyTo = src;
-      entry.haAddress = haAddr;
+      // keep the strings already held when the text is the same: a refresh then leaves only
+      // short-lived garbage (RSS at signaling rates is mostly V8's young generation growing)
+      if (coa !== previous) entry.careOf = coa;
+      if (src !== entry.replyTo) entry.replyTo = src;
+      if (haAddr !== entry.haAddress) entry.haAddress = haAddr;
       entry.sequence = seq;
       entry.lifetimeUnits = units;
       if (entry.state === "dad") {
@@ -523,7 +525,7 @@ export class HomeAgentCore {
       if (previous !== coa) {
         out.push({ type: "install", homeAddress: hoa, careOf: coa, previousCareOf: previous });
       }
-      out.push({ type: "persist" });
+      out.push(PERSIST);
       this.#count("bindings_refreshed");
       this.#ba(out, reply, HA_STATUS.ACCEPTED, seq, units);
       if (previous !== coa) {
@@ -573,7 +575,7 @@ export class HomeAgentCore {
     this.#count("bindings_registered");
     out.push({ type: "install", homeAddress: hoa, careOf: coa });
     out.push({ type: "unsolicitedNa", homeAddress: hoa });
-    out.push({ type: "persist" });
+    out.push(PERSIST);
     this.#ba(out, reply, HA_STATUS.ACCEPTED, seq, units);
     this.#logChange(
       out,
@@ -581,6 +583,22 @@ export class HomeAgentCore {
       "registered {homeAddress} via {careOf} (seq {sequence}, {lifetime} s), optimistic DAD running",
       { ...info, lifetime: units * 4 },
     );
+  }
+
+  /** A BA refusing the BU (`status` ≥ 128) and its rate-limited log line. */
+  #reject(
+    out: HaAction[],
+    reply: { from: string; to: string; homeAddress: string },
+    info: Record<string, unknown>,
+    status: number,
+    why: string,
+    lastSeq: number,
+  ): void {
+    this.#ba(out, reply, status, lastSeq, 0);
+    this.#log(out, "warning", `BU for {homeAddress} from {src} rejected (${status}): ${why}`, {
+      ...info,
+      status,
+    }, `bu-reject-${status}`);
   }
 
   #dadDuplicate(ev: Extract<HaEvent, { type: "dadDuplicate" }>, _now: number, out: HaAction[]) {
@@ -608,7 +626,7 @@ export class HomeAgentCore {
     }
     // Optimistic: the MN already has its BA; drop the binding and say so loudly.
     out.push({ type: "remove", homeAddress: hoa, careOf: b.careOf, reason: "duplicate address" });
-    out.push({ type: "persist" });
+    out.push(PERSIST);
     this.#log(
       out,
       "error",
@@ -662,7 +680,7 @@ export class HomeAgentCore {
     this.#count("install_failed");
     if (b.dadUntil !== undefined) out.push({ type: "stopDad", homeAddress: hoa });
     out.push({ type: "remove", homeAddress: hoa, careOf: b.careOf, reason: "install failed" });
-    out.push({ type: "persist" });
+    out.push(PERSIST);
     this.#ba(out, this.#replyOf(b), HA_STATUS.INSUFFICIENT_RESOURCES, b.sequence, 0);
     this.#log(out, "error", "binding for {homeAddress} via {careOf} dropped: {error}", {
       homeAddress: hoa,
@@ -719,6 +737,6 @@ export class HomeAgentCore {
         },
       );
     }
-    if (dropped) out.push({ type: "persist" });
+    if (dropped) out.push(PERSIST);
   }
 }

@@ -508,13 +508,14 @@ Deno.test("every state change has a log line with a reason", () => {
 Deno.test("persistedJson is toPersisted as compact JSON, one binding per line", () => {
   const core = new HomeAgentCore(cfg({ dad: "optimistic" }));
   assert.deepEqual(JSON.parse(core.cache.persistedJson()), { version: 1, bindings: [] });
-  for (let i = 0; i < 5; i++) {
+  for (let i = 0; i < 40; i++) { // more than one 4 KiB buffer's worth
     core.handle(buEv(10 + i, { hoa: `2001:db8:2000::${(0x20 + i).toString(16)}` }), T0 + i);
   }
-  core.handle(buEv(11, { hoa: "2001:db8:2000::21", src: COA2 }), T0 + 9); // a move
+  core.handle(buEv(11, { hoa: "2001:db8:2000::21", src: COA2 }), T0 + 99); // a move
   const text = core.cache.persistedJson();
   assert.deepEqual(JSON.parse(text), core.cache.toPersisted());
-  assert.equal(text.split("\n").length, 5 + 3);
+  assert.equal(text.split("\n").length, 40 + 3);
+  assert.ok(text.length > 8192);
   const strict = new HomeAgentCore(cfg({ dad: "strict" }));
   strict.handle(buEv(1), T0);
   assert.deepEqual(JSON.parse(strict.cache.persistedJson()).bindings, [], "DAD entries stay out");

@@ -27,6 +27,7 @@ import {
 } from "../wire/packet.ts";
 import type { ParseError } from "../wire/result.ts";
 import type { HaAction, HaEvent } from "./core.ts";
+import { formatIPv6Fast } from "./fast_addr.ts";
 
 /** All-nodes multicast (RFC 4291 §2.7.1). */
 export const ALL_NODES = "ff02::1";
@@ -76,6 +77,99 @@ export function decodeDstOptsDatagram(bytes: Uint8Array, src: string, dst: strin
   return {
     kind: "event",
     event: { type: "mh", src, dst, homeAddress, hao: hao !== undefined, message: mh.value },
+  };
+}
+
+/**
+ * The usual case of {@linkcode decodeDstOptsDatagram} — a well-formed home-registration BU
+ * behind a Destination Options header holding the HAO (RFC 6275 §6.1.7, §6.3, §11.7.1) — read
+ * straight from the bytes: the checksum summed over the HoA's and `dstBytes`' octets
+ * (RFC 6275 §6.1.1), no intermediate option lists or address text but the HoA's and an
+ * Alternate Care-of Address'. Returns the same event the general decoder would, or null for
+ * anything else (other options, bad lengths or checksum, other MH types…): the caller then asks
+ * {@linkcode decodeDstOptsDatagram}, which also names what is wrong.
+ */
+export function decodeBuFast(
+  bytes: Uint8Array,
+  src: string,
+  dst: string,
+  dstBytes: Uint8Array,
+): Decoded | null {
+  const n = bytes.length;
+  if (n < 8 || bytes[0] !== IPPROTO.MH) return null;
+  const dlen = (bytes[1] + 1) * 8;
+  if (dlen > n) return null;
+  let hao = -1;
+  for (let i = 2; i < dlen;) {
+    const t = bytes[i];
+    if (t === 0) { // Pad1
+      i++;
+      continue;
+    }
+    if (i + 2 > dlen) return null;
+    const l = bytes[i + 1];
+    if (i + 2 + l > dlen) return null;
+    if (t === 1) { // PadN, zeros
+      for (let k = 0; k < l; k++) if (bytes[i + 2 + k] !== 0) return null;
+    } else if (t === 0xc9 && l === 16 && hao < 0) hao = i + 2;
+    else return null;
+    i += 2 + l;
+  }
+  if (hao < 0) return null;
+  const m = dlen, mlen = n - dlen;
+  if (
+    mlen < 12 || bytes[m] !== IPPROTO.NONE || bytes[m + 2] !== 5 ||
+    (bytes[m + 1] + 1) * 8 !== mlen
+  ) return null;
+  let sum = mlen + IPPROTO.MH;
+  for (let i = 0; i < 16; i += 2) {
+    sum += ((bytes[hao + i] << 8) | bytes[hao + i + 1]) + ((dstBytes[i] << 8) | dstBytes[i + 1]);
+  }
+  for (let i = m; i < n; i += 2) sum += (bytes[i] << 8) | bytes[i + 1]; // mlen is even
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  if (sum !== 0xffff) return null;
+  let alt = -1;
+  for (let i = m + 12; i < n;) {
+    const t = bytes[i];
+    if (t === 0) {
+      i++;
+      continue;
+    }
+    if (i + 2 > n) return null;
+    const l = bytes[i + 1];
+    if (i + 2 + l > n) return null;
+    if (t === 1) {
+      for (let k = 0; k < l; k++) if (bytes[i + 2 + k] !== 0) return null;
+    } else if (t === 3 && l === 16 && alt < 0) alt = i + 2;
+    else return null;
+    i += 2 + l;
+  }
+  const f = bytes[m + 8];
+  return {
+    kind: "event",
+    event: {
+      type: "mh",
+      src,
+      dst,
+      homeAddress: formatIPv6Fast(bytes, hao),
+      hao: true,
+      message: {
+        type: "bu",
+        sequence: (bytes[m + 6] << 8) | bytes[m + 7],
+        flags: {
+          ack: (f & 0x80) !== 0,
+          home: (f & 0x40) !== 0,
+          linkLocal: (f & 0x20) !== 0,
+          key: (f & 0x10) !== 0,
+          mapReg: (f & 0x08) !== 0,
+          mobileRouter: (f & 0x04) !== 0,
+          proxy: (f & 0x02) !== 0,
+          forceUdp: (f & 0x01) !== 0,
+        },
+        lifetime: (bytes[m + 10] << 8) | bytes[m + 11],
+        options: alt < 0 ? [] : [{ type: "altCoa", address: formatIPv6Fast(bytes, alt) }],
+      },
+    },
   };
 }
 

@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import fc from "fast-check";
+import { formatIPv6, parseIPv6 } from "../wire/addr.ts";
 import { IPPROTO } from "../wire/addr.ts";
 import { upperLayerChecksum } from "../wire/checksum.ts";
 import {
@@ -14,6 +16,7 @@ import {
   bePacket,
   dadEvidence,
   dadProbe,
+  decodeBuFast,
   decodeDstOptsDatagram,
   decodeMhDatagram,
   linkIcmp,
@@ -324,4 +327,58 @@ Deno.test("proxyAnswer: NS for a defended HoA answered with our MAC (RFC 6275 §
   const udp = ns({ src: CN, dst: "ff02::1:ff00:10" });
   udp[14 + 6] = 17;
   assert.equal(linkIcmp(udp), null);
+});
+
+Deno.test("decodeBuFast: the general decoder's event for well-formed BUs, null for the rest", () => {
+  const addr = fc.uint8Array({ minLength: 16, maxLength: 16 }).map((b) => formatIPv6(b));
+  const flags = fc.record({
+    ack: fc.boolean(),
+    home: fc.boolean(),
+    linkLocal: fc.boolean(),
+    key: fc.boolean(),
+    mapReg: fc.boolean(),
+    mobileRouter: fc.boolean(),
+    proxy: fc.boolean(),
+    forceUdp: fc.boolean(),
+  });
+  const option = fc.oneof(
+    addr.map((address) => ({ type: "altCoa" as const, address })),
+    fc.integer({ min: 0, max: 0xffff }).map((interval) => ({ type: "bra" as const, interval })),
+  );
+  let fast = 0;
+  fc.assert(
+    fc.property(
+      addr,
+      addr,
+      addr,
+      fc.integer({ min: 0, max: 0xffff }),
+      fc.integer({ min: 0, max: 0xffff }),
+      flags,
+      fc.array(option, { maxLength: 2 }),
+      fc.option(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 255 })), { freq: 2 }),
+      (coa, ha, hoa, sequence, lifetime, flags, options, flip) => {
+        const pkt = afterIpv6(buildBindingUpdate({
+          careOf: coa,
+          homeAgent: ha,
+          homeAddress: hoa,
+          bu: { sequence, flags, lifetime, options },
+        }));
+        if (flip) pkt[flip[0] % pkt.length] ^= flip[1]; // damage one byte
+        const d = decodeBuFast(pkt, coa, ha, parseIPv6(ha));
+        const ref = decodeDstOptsDatagram(pkt, coa, ha);
+        if (d === null) {
+          // only the unusual: BRA options, two Alt-CoAs, damaged bytes
+          assert.ok(flip || options.length > 1 || options.some((o) => o.type === "bra"));
+          return;
+        }
+        fast++;
+        assert.deepEqual(d, ref);
+      },
+    ),
+    { numRuns: 5000 },
+  );
+  assert.ok(fast > 1000, `fast path taken ${fast} times`);
+  // a BU from the home address without HAO is not for this path
+  const plain = buildBindingUpdate({ careOf: COA, homeAgent: HA, homeAddress: HOA, bu });
+  assert.equal(decodeBuFast(plain.slice(40 + 24), COA, HA, parseIPv6(HA)), null);
 });

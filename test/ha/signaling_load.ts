@@ -160,6 +160,8 @@ async function once(): Promise<Record<string, unknown>> {
     return out;
   } finally {
     await ha.stop("SIGTERM", 30_000);
+    const dump = Deno.env.get("HA_LOAD_STDOUT");
+    if (dump) Deno.writeTextFileSync(dump, ha.stdout);
     if (a["log-level"] !== "warning") {
       // keep the tail for the reader when asked for more logs
       console.error(ha.stderr.slice(-2000));
