@@ -16,6 +16,7 @@ import {
   PACKET_MR_PROMISC,
   SOCK_RAW,
   SOL_PACKET,
+  SOL_SOCKET,
 } from "./constants.ts";
 import { check, Errno, errno, ErrnoError, libc } from "./libc.ts";
 import {
@@ -56,6 +57,8 @@ export interface PacketSocketOptions {
 }
 
 const CTL_SIZE = cmsgSpace(TPACKET_AUXDATA.SIZE) + 16;
+/** SO_ATTACH_FILTER (asm-generic/socket.h; x86-64 and arm64). */
+const SO_ATTACH_FILTER = 26;
 
 /**
  * `socket(AF_PACKET, SOCK_RAW, htons(protocol))` bound to one interface.
@@ -83,6 +86,7 @@ export class PacketSocket implements Disposable {
   readonly #ctlDv = new DataView(this.#ctl.buffer);
   #buf: Uint8Array | undefined;
   #bufPtr = 0;
+  #filter: Uint8Array | undefined;
 
   private constructor(fd: number, ifname: string, ifindex: number, protocol: number) {
     this.#fd = fd;
@@ -231,6 +235,29 @@ export class PacketSocket implements Disposable {
     check(
       `setsockopt(PACKET_MR_PROMISC ${on ? "on" : "off"} ${this.ifname})`,
       libc().setsockopt(this.#fd, SOL_PACKET, opt, m, m.length),
+    );
+  }
+
+  /**
+   * SO_ATTACH_FILTER: a classic BPF program (`struct sock_filter[]`, 8 bytes per instruction,
+   * host byte order) the kernel runs on every frame before queueing it for this socket
+   * (socket(7)). The kernel copies the program; `program` need not outlive the call.
+   */
+  attachFilter(program: Uint8Array): void {
+    const n = program.byteLength / 8;
+    if (!Number.isInteger(n) || n < 1 || n > 4096) {
+      throw new RangeError(`attachFilter: 1…4096 instructions of 8 bytes, got ${program.length}`);
+    }
+    // struct sock_fprog { unsigned short len; struct sock_filter *filter; } (16 bytes on LP64)
+    // Held by the socket so that nothing can free it before the kernel copied it.
+    const insns = this.#filter = program.slice();
+    const fprog = new Uint8Array(16);
+    const dv = new DataView(fprog.buffer);
+    dv.setUint16(0, n, HOST_LE);
+    putU64(dv, 8, addressOf(insns));
+    check(
+      `setsockopt(SO_ATTACH_FILTER on ${this.ifname})`,
+      libc().setsockopt(this.#fd, SOL_SOCKET, SO_ATTACH_FILTER, fprog, fprog.length),
     );
   }
 

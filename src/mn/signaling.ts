@@ -18,14 +18,26 @@
  * Decoding is split from the sockets ({@linkcode decodeRoutingDatagram},
  * {@linkcode decodeMhDatagram}, {@linkcode decodeHomeFrame}) so that it is testable without root.
  *
+ * The receive loops run on the main thread, next to the timers and the control socket, and
+ * the raw IPPROTO_ROUTING socket gets a copy of *every* packet with a routing header, the
+ * home-link packet socket every frame on the link. So each loop does a bounded amount of work
+ * per wake-up ({@linkcode RX_BUDGET} datagrams, then it yields to the event loop with
+ * `setTimeout(0)` before reading on), and drops what is not for it by a byte peek before any
+ * parse or allocation ({@linkcode peekRoutingDatagram}, {@linkcode peekHomeFrame}): routing
+ * type 2 followed by MH, from the home agent; on the home link, IPv6 from the home agent to a
+ * watched home address carrying MH (or a routing header) — on the home link the kernel already
+ * applies that filter ({@linkcode homeLinkFilter}, SO_ATTACH_FILTER). The discards are counted
+ * (`rx_not_mh`, `rx_not_from_ha`; home-link frames not for us are only counted as
+ * `home_frames_ignored`).
+ *
  * @module
  */
 
 import { ETH_P_ALL, IPPROTO_MH, IPPROTO_RAW, IPPROTO_ROUTING } from "../../ffi/constants.ts";
 import { PacketSocket } from "../../ffi/packet_socket.ts";
 import { waitReadable } from "../../ffi/poll.ts";
-import { RawSocket6 } from "../../ffi/raw_socket.ts";
-import { formatIPv6, IPPROTO } from "../wire/addr.ts";
+import { RawSocket6, RecvRing } from "../../ffi/raw_socket.ts";
+import { formatIPv6, IPPROTO, parseIPv6 } from "../wire/addr.ts";
 import { emitDestOpts, parseRoutingHeader } from "../wire/ext_headers.ts";
 import {
   type BaRepr,
@@ -37,6 +49,7 @@ import {
   parseMobility,
 } from "../wire/mobility.ts";
 import { buildMobilityPacket, parsePacket } from "../wire/packet.ts";
+import { homeLinkFilter } from "./home_filter.ts";
 
 /** A signaling message addressed to the mobile node, with the addressing the BUL checks. */
 export type Received =
@@ -49,8 +62,61 @@ export type Discard =
   | "rx_malformed"
   | "rx_checksum"
   | "rx_not_mh"
+  | "rx_not_from_ha"
   | "rx_other_mh"
   | "rx_duplicate";
+
+/** Datagrams (or frames) a receive loop handles per wake-up before yielding to the event loop. */
+export const RX_BUDGET = 64;
+
+/** Routing type of the type 2 routing header (RFC 6275 §6.4). */
+const RH_TYPE2 = 2;
+
+function sameAddress(a: Uint8Array, aAt: number, b: Uint8Array): boolean {
+  for (let i = 0; i < 16; i++) if (a[aAt + i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * The cheap check before decoding what the raw IPPROTO_ROUTING socket delivered (it gets a
+ * copy of every packet with any routing header): `data[0, len)` must start with a type 2
+ * routing header whose next header is MH, and `src` (16 bytes) must be the home agent.
+ * Returns null when worth decoding, else the discard counter. No allocation.
+ */
+export function peekRoutingDatagram(
+  data: Uint8Array,
+  len: number,
+  src: Uint8Array,
+  homeAgent: Uint8Array,
+): Discard | null {
+  if (len < 8 || data[0] !== IPPROTO.MH || data[2] !== RH_TYPE2) return "rx_not_mh";
+  if (!sameAddress(src, 0, homeAgent)) return "rx_not_from_ha";
+  return null;
+}
+
+const ETH_HLEN = 14;
+const IP6_NH = ETH_HLEN + 6;
+const IP6_SRC = ETH_HLEN + 8;
+const IP6_DST = ETH_HLEN + 24;
+
+/**
+ * The cheap check on a home-link frame before decoding it (the packet socket sees every frame
+ * on the link): IPv6, next header MH or a routing header, source the home agent, destination
+ * one of `homeAddresses` (16 bytes each). No allocation.
+ */
+export function peekHomeFrame(
+  frame: Uint8Array,
+  len: number,
+  homeAgent: Uint8Array,
+  homeAddresses: readonly Uint8Array[],
+): boolean {
+  if (len < ETH_HLEN + 40 + 8 || frame[12] !== 0x86 || frame[13] !== 0xdd) return false;
+  const nh = frame[IP6_NH];
+  if (nh !== IPPROTO.MH && nh !== IPPROTO_ROUTING) return false;
+  if (!sameAddress(frame, IP6_SRC, homeAgent)) return false;
+  for (const h of homeAddresses) if (sameAddress(frame, IP6_DST, h)) return true;
+  return false;
+}
 
 /** Result of decoding a received datagram. */
 export type Decoded = { ok: true; msg: Received } | { ok: false; why: Discard };
@@ -135,8 +201,15 @@ export interface SignalingCounters {
   rx_malformed: number;
   rx_checksum: number;
   rx_not_mh: number;
+  rx_not_from_ha: number;
   rx_other_mh: number;
   rx_duplicate: number;
+  /** Receive loops that used their whole budget and yielded before reading on. */
+  rx_yields: number;
+  /** Home-link frames seen while watching that were not a message for us. */
+  home_frames_ignored: number;
+  /** The home-link BPF filter could not be attached (the userland peek still filters). */
+  home_filter_errors: number;
   home_na_sent: number;
 }
 
@@ -158,8 +231,12 @@ export class MnSignaling {
     rx_malformed: 0,
     rx_checksum: 0,
     rx_not_mh: 0,
+    rx_not_from_ha: 0,
     rx_other_mh: 0,
     rx_duplicate: 0,
+    rx_yields: 0,
+    home_frames_ignored: 0,
+    home_filter_errors: 0,
     home_na_sent: 0,
   };
   readonly #mh: RawSocket6;
@@ -167,10 +244,19 @@ export class MnSignaling {
   #raw: RawSocket6 | null = null;
   #home: PacketSocket | null = null;
   #homeAddrs = new Set<string>();
+  /** `#homeAddrs` as bytes, for the peek. */
+  #homeAddrBytes: Uint8Array[] = [];
+  readonly #haBytes: Uint8Array;
   #closed = false;
   readonly #mhBuf = new Uint8Array(1024);
   readonly #doBuf = new Uint8Array(64);
   readonly #rxBuf = new Uint8Array(65536);
+  /**
+   * One recvmmsg per wake-up on the routing socket. A BA or BRR is well under 1280 bytes;
+   * longer datagrams (cut, MSG_TRUNC) are somebody else's.
+   */
+  readonly #rtRing = new RecvRing(RX_BUDGET, 1280, { control: true });
+  readonly #rtDst = new Uint8Array(16);
   #loops: Promise<void>[] = [];
 
   constructor(
@@ -178,6 +264,7 @@ export class MnSignaling {
     readonly homeInterface: string,
     readonly onMessage: (m: Received) => void,
   ) {
+    this.#haBytes = parseIPv6(homeAgent);
     this.#mh = RawSocket6.open(IPPROTO_MH, { nonblocking: true });
     try {
       // RFC 6275 §6.1.1: the checksum covers the HoA; the kernel would use the CoA.
@@ -191,7 +278,7 @@ export class MnSignaling {
       this.#mh.close();
       throw e;
     }
-    this.#loops.push(this.#recvLoop(this.#rt, true), this.#recvLoop(this.#mh, false));
+    this.#loops.push(this.#routingLoop(), this.#mhLoop());
   }
 
   /** Sends a BU as the BUL asked (§11.7.1; from home §11.5.4). Errors are returned, not thrown. */
@@ -230,9 +317,16 @@ export class MnSignaling {
    */
   watchHome(homeAddress: string): void {
     this.#homeAddrs.add(homeAddress);
+    this.#homeAddrBytes = [...this.#homeAddrs].map((a) => parseIPv6(a));
     if (this.#home !== null) return;
     const ps = PacketSocket.open(this.homeInterface, { protocol: ETH_P_ALL, nonblocking: true });
     try {
+      // Only IPv6 MH/RH frames from the HA get queued (home_filter.ts); the peek stays.
+      try {
+        ps.attachFilter(homeLinkFilter(this.#haBytes));
+      } catch {
+        this.counters.home_filter_errors++;
+      }
       ps.setPromiscuous(true);
     } catch (e) {
       ps.close();
@@ -245,6 +339,7 @@ export class MnSignaling {
   /** Stops watching for `homeAddress`; closes the packet socket when none is left. */
   unwatchHome(homeAddress: string): void {
     this.#homeAddrs.delete(homeAddress);
+    this.#homeAddrBytes = [...this.#homeAddrs].map((a) => parseIPv6(a));
     // The receive loop sees the change and closes the socket (never under a pending poll).
     if (this.#homeAddrs.size === 0) this.#home = null;
   }
@@ -270,14 +365,68 @@ export class MnSignaling {
     }
   }
 
-  async #recvLoop(sock: RawSocket6, routing: boolean): Promise<void> {
-    const buf = this.#rxBuf;
+  /** Lets timers and the control socket run between two budgets of received datagrams. */
+  async #yield(): Promise<void> {
+    this.counters.rx_yields++;
+    await new Promise((r) => setTimeout(r, 0));
+  }
+
+  /** The raw IPPROTO_ROUTING socket: BAs and BRRs with a type 2 routing header. */
+  async #routingLoop(): Promise<void> {
+    const sock = this.#rt;
+    const ring = this.#rtRing;
     while (!this.#closed) {
       const ready = await waitReadable(sock.fd, 500).catch(() => false);
       if (this.#closed) return;
       if (!ready) continue;
       for (;;) {
+        let n: number;
+        try {
+          n = sock.recvBatch(ring);
+        } catch {
+          if (this.#closed) return;
+          break;
+        }
+        for (let i = 0; i < n; i++) this.#onRouting(ring, i);
+        if (n < ring.slots) break;
+        await this.#yield();
         if (this.#closed) return;
+      }
+    }
+  }
+
+  #onRouting(ring: RecvRing, i: number): void {
+    const data = ring.buffers[i];
+    const len = Math.min(ring.length(i), ring.slotSize);
+    const skip = peekRoutingDatagram(data, len, ring.addrs[i], this.#haBytes);
+    if (skip !== null) {
+      this.counters[skip]++;
+      return;
+    }
+    if (ring.truncated(i) || !ring.dstAddr(i, this.#rtDst)) {
+      this.counters.rx_malformed++;
+      return;
+    }
+    this.#deliver(
+      decodeRoutingDatagram(data.subarray(0, len), this.homeAgent, formatIPv6(this.#rtDst)),
+    );
+  }
+
+  /** The raw IPPROTO_MH socket: Binding Errors (and, on a MIP6 kernel, BA duplicates). */
+  async #mhLoop(): Promise<void> {
+    const sock = this.#mh;
+    const buf = this.#rxBuf;
+    while (!this.#closed) {
+      const ready = await waitReadable(sock.fd, 500).catch(() => false);
+      if (this.#closed) return;
+      if (!ready) continue;
+      for (let budget = RX_BUDGET;; budget--) {
+        if (this.#closed) return;
+        if (budget === 0) {
+          await this.#yield();
+          if (this.#closed) return;
+          budget = RX_BUDGET;
+        }
         let info;
         try {
           info = sock.recv(buf);
@@ -286,36 +435,47 @@ export class MnSignaling {
           break;
         }
         if (info === null) break;
+        if (info.src !== this.homeAgent) {
+          this.counters.rx_not_from_ha++;
+          continue;
+        }
         if (info.dst === undefined || info.truncated) {
           this.counters.rx_malformed++;
           continue;
         }
-        let d: Decoded;
-        const data = buf.subarray(0, info.length);
-        if (routing) {
-          d = decodeRoutingDatagram(data, info.src, info.dst);
-        } else if (info.rtHdr !== undefined) {
-          d = { ok: false, why: "rx_duplicate" };
-        } else {
-          d = decodeMhDatagram(data, info.src, info.dst);
-        }
-        this.#deliver(d);
+        this.#deliver(
+          info.rtHdr !== undefined
+            ? { ok: false, why: "rx_duplicate" }
+            : decodeMhDatagram(buf.subarray(0, info.length), info.src, info.dst),
+        );
       }
     }
   }
 
   async #homeLoop(ps: PacketSocket): Promise<void> {
-    const buf = new Uint8Array(2048);
+    // Frames on the home link are at most the link MTU; a longer (cut) one is not a BA.
+    const ring = new RecvRing(RX_BUDGET, 2048);
     try {
       while (!this.#closed && this.#home === ps) {
         const ready = await waitReadable(ps.fd, 200).catch(() => false);
         if (this.#closed || this.#home !== ps) return;
         if (!ready) continue;
         for (;;) {
-          const n = ps.recv(buf);
-          if (n < 0) break;
-          const d = decodeHomeFrame(buf.subarray(0, n), this.homeAgent, this.#homeAddrs);
-          if (d !== null) this.#deliver(d);
+          const n = ps.recvBatch(ring);
+          for (let i = 0; i < n; i++) {
+            const frame = ring.buffers[i];
+            const len = Math.min(ring.length(i), ring.slotSize);
+            if (!peekHomeFrame(frame, len, this.#haBytes, this.#homeAddrBytes)) {
+              this.counters.home_frames_ignored++;
+              continue;
+            }
+            const d = decodeHomeFrame(frame.subarray(0, len), this.homeAgent, this.#homeAddrs);
+            if (d !== null) this.#deliver(d);
+            else this.counters.home_frames_ignored++;
+          }
+          if (n < ring.slots) break;
+          await this.#yield();
+          if (this.#closed || this.#home !== ps) return;
         }
       }
     } catch {

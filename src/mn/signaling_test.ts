@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import { buildBindingAck, buildEthernetFrame, buildMobilityPacket } from "../wire/packet.ts";
 import type { BaRepr } from "../wire/mobility.ts";
-import { decodeHomeFrame, decodeMhDatagram, decodeRoutingDatagram } from "./signaling.ts";
+import {
+  decodeHomeFrame,
+  decodeMhDatagram,
+  decodeRoutingDatagram,
+  peekHomeFrame,
+  peekRoutingDatagram,
+} from "./signaling.ts";
+import { parseIPv6 } from "../wire/addr.ts";
 import { pickCareOf, stateNameFor } from "./daemon.ts";
 import { IFA_F } from "../../ffi/netlink.ts";
 
@@ -90,4 +97,40 @@ Deno.test("pickCareOf: a global, usable, preferably non-deprecated address", () 
 
 Deno.test("stateNameFor: one plain file name per home address", () => {
   assert.equal(stateNameFor("2001:DB8:2000:0::10"), "binding-2001_db8_2000__10");
+});
+
+Deno.test("peekRoutingDatagram: RH2 + MH from the HA only, before any parse", () => {
+  const pkt = buildBindingAck({ homeAgent: HA, careOf: COA, homeAddress: HOA, ba: BA });
+  const data = pkt.subarray(40);
+  const ha = parseIPv6(HA);
+  assert.equal(peekRoutingDatagram(data, data.length, ha, ha), null);
+  assert.equal(peekRoutingDatagram(data, data.length, parseIPv6(COA), ha), "rx_not_from_ha");
+  const rh0 = data.slice();
+  rh0[2] = 0; // routing type 0
+  assert.equal(peekRoutingDatagram(rh0, rh0.length, ha, ha), "rx_not_mh");
+  const udp = data.slice();
+  udp[0] = 17;
+  assert.equal(peekRoutingDatagram(udp, udp.length, ha, ha), "rx_not_mh");
+  assert.equal(peekRoutingDatagram(data, 7, ha, ha), "rx_not_mh");
+});
+
+Deno.test("peekHomeFrame: IPv6 MH from the HA to a watched home address", () => {
+  const ip = buildMobilityPacket({ src: HA, dst: HOA, mh: BA });
+  const frame = buildEthernetFrame({ dst: "52:54:00:00:00:10", src: "02:00:00:00:00:99" }, ip);
+  const ha = parseIPv6(HA);
+  const hoas = [parseIPv6("2001:db8:2000::11"), parseIPv6(HOA)];
+  assert.equal(peekHomeFrame(frame, frame.length, ha, hoas), true);
+  assert.equal(peekHomeFrame(frame, frame.length, ha, [hoas[0]]), false);
+  assert.equal(peekHomeFrame(frame, frame.length, parseIPv6(COA), hoas), false);
+  const udp = frame.slice();
+  udp[20] = 17;
+  assert.equal(peekHomeFrame(udp, udp.length, ha, hoas), false);
+  const arp = frame.slice();
+  arp[12] = 0x08;
+  arp[13] = 0x06;
+  assert.equal(peekHomeFrame(arp, arp.length, ha, hoas), false);
+  assert.equal(peekHomeFrame(frame, 14 + 40, ha, hoas), false);
+  // What passes the peek decodes to the BA.
+  const d = decodeHomeFrame(frame, HA, new Set([HOA]));
+  assert.ok(d !== null && d.ok && d.msg.type === "ba");
 });

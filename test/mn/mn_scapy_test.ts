@@ -313,3 +313,60 @@ Deno.test({
     for (const l of ["kgtapa", "kgtapb", "kgbr0"]) assert.ok(!after.includes(l), l);
   },
 });
+
+Deno.test({
+  name: "routing-header flood: dropped by the peek (not from the HA) in budgets of 64, the " +
+    "control socket keeps answering, the binding stays registered",
+  ignore,
+  async fn() {
+    await using lab = new Lab();
+    await using fh = await ForeignHost.create(lab);
+    await fh.startScapyHa();
+    const mn = fh.startDaemon();
+    await fh.waitBinding(mn, (b) => b?.state === "registered");
+    const flood = fh.ha.spawn([
+      Deno.execPath(),
+      "run",
+      "-A",
+      `${REPO}test/mn/rh_flood.ts`,
+      "2001:db8:3000::66",
+      COA,
+      "2001:db8:2000::99",
+      "4",
+    ]);
+    // Status every 100 ms while the flood runs: never slow.
+    const t0 = Date.now();
+    let worst = 0;
+    let polls = 0;
+    while (Date.now() - t0 < 4000) {
+      const s = performance.now();
+      const st = await fh.status();
+      worst = Math.max(worst, performance.now() - s);
+      polls++;
+      assert.equal(st.bindings[0].state, "registered");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await flood.waitFor('"sent"', 10_000);
+    const out = flood.stdout;
+    await new Promise((r) => setTimeout(r, 300));
+    const st = await fh.status();
+    const c = st.counters;
+    console.log(
+      `flood: ${out.trim()}; worst status latency ${worst.toFixed(1)} ms over ` +
+        `${polls} polls; counters ${
+          JSON.stringify({
+            rx_not_from_ha: c.rx_not_from_ha,
+            rx_yields: c.rx_yields,
+            ba_ignored: c.ba_ignored,
+          })
+        }`,
+    );
+    assert.ok(polls >= 20, `only ${polls} status answers in 4 s`);
+    assert.ok(worst < 500, `status took ${worst} ms under the flood`);
+    assert.ok(c.rx_not_from_ha > 1000, JSON.stringify(c));
+    // The other half came from the HA address with an unknown HoA: decoded, not for a VM.
+    assert.ok(c.rx_messages > 1000, JSON.stringify(c));
+    assert.equal(st.bindings[0].state, "registered");
+    assert.equal((await mn.stop("SIGTERM")).code, 0);
+  },
+});
