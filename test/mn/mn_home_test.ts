@@ -27,6 +27,8 @@ interface Binding {
   sequence: number;
   home: boolean;
   active: boolean;
+  routerAdvertisements: number;
+  nextRouterAdvertisement: number | null;
 }
 
 Deno.test({
@@ -104,6 +106,9 @@ Deno.test({
       assert.match(b.reason, /at home/);
       assert.equal(b.home, true);
       assert.equal(b.active, false);
+      // No pseudo router at home: no periodic RAs (the real home router sends them).
+      assert.equal(b.nextRouterAdvertisement, null);
+      assert.equal(b.routerAdvertisements, 0);
       // The tap is on the home bridge but down: it must not answer ND on the real home link.
       const tap = JSON.parse((await hostA.exec(["ip", "-j", "link", "show", "kgtap0"])).stdout)[0];
       assert.equal(tap.master, "brhome");
@@ -134,6 +139,8 @@ Deno.test({
       }
       const deregMs = Date.now() - t0;
       assert.equal(b.sequence, 701);
+      assert.equal(b.nextRouterAdvertisement, null);
+      assert.equal(b.routerAdvertisements, 0);
 
       // NA for the HoA: from the VM's MAC, O=1, to all-nodes, three times.
       const nas = await sha.waitCount("na", 2, 5000);
