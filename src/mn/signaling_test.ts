@@ -9,7 +9,7 @@ import {
   peekRoutingDatagram,
 } from "./signaling.ts";
 import { parseIPv6 } from "../wire/addr.ts";
-import { pickCareOf, stateNameFor } from "./daemon.ts";
+import { pickCareOf, raIntervalOverride, stateNameFor } from "./daemon.ts";
 import { IFA_F } from "../../ffi/netlink.ts";
 
 const HOA = "2001:db8:2000::10";
@@ -133,4 +133,16 @@ Deno.test("peekHomeFrame: IPv6 MH from the HA to a watched home address", () => 
   // What passes the peek decodes to the BA.
   const d = decodeHomeFrame(frame, HA, new Set([HOA]));
   assert.ok(d !== null && d.ok && d.msg.type === "ba");
+});
+
+Deno.test("raIntervalOverride: the test-only MIN,MAX seconds, or the defaults", () => {
+  assert.deepEqual(raIntervalOverride(undefined), {});
+  assert.deepEqual(raIntervalOverride(""), {});
+  assert.deepEqual(raIntervalOverride(" 1, 2.5 "), {
+    minRtrAdvIntervalS: 1,
+    maxRtrAdvIntervalS: 2.5,
+  });
+  for (const bad of ["2", "0,1", "3,2", "a,b", "1,2,3"]) {
+    assert.throws(() => raIntervalOverride(bad), RangeError, bad);
+  }
 });
