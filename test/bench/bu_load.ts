@@ -26,6 +26,7 @@ import { Poller } from "../../ffi/poll.ts";
 import { parseIPv6 } from "../../src/wire/addr.ts";
 import { bindingUpdate, hoaText, type LoadPhase, peekBindingAck } from "./signaling.ts";
 import { percentile } from "./stats.ts";
+import { cpuSeconds } from "./proc.ts";
 
 const IPPROTO_RAW = 255;
 const IPPROTO_ROUTING = 43;
@@ -85,6 +86,7 @@ const latencies: number[] = [];
 const statuses: Record<string, number> = {};
 let next = 0, outstanding = 0, completed = 0, accepted = 0, retransmits = 0, maxWindow = 0;
 
+const cpu0 = cpuSeconds(Deno.pid);
 const t0 = performance.now();
 let tLast = t0;
 for (;;) {
@@ -155,5 +157,6 @@ const result: LoadPhase = {
     max: latencies.length ? latencies[latencies.length - 1] : NaN,
   },
   window: maxWindow,
+  generatorCpuSeconds: cpuSeconds(Deno.pid) - cpu0,
 };
 console.log(JSON.stringify(result));

@@ -405,6 +405,7 @@ export function markdown(res: BenchResult): string {
       "retransmits",
       "BA latency p50/p99 ms",
       "HA CPU µs per BU",
+      "generator CPU %",
     ],
     sig.phases.map((p) => [
       p.name === "first" ? "first registrations" : "refreshes",
@@ -415,6 +416,10 @@ export function markdown(res: BenchResult): string {
       String(p.retransmits),
       `${fmt(p.latencyMs.p50, 2)} / ${fmt(p.latencyMs.p99, 2)}`,
       fmt(p.haCpuUsPerBu, 0),
+      fmt(
+        p.generatorCpuSeconds === undefined ? undefined : p.generatorCpuSeconds / p.seconds * 100,
+        0,
+      ),
     ]),
   ));
   if (sig.haVmRssKb !== undefined) {

@@ -116,4 +116,9 @@ export interface LoadPhase {
   latencyMs: { p50: number; p99: number; max: number };
   /** Most BUs outstanding at once. */
   window: number;
+  /**
+   * CPU seconds the generator itself used in the phase: close to `seconds` means the
+   * generator, not the home agent, was the bottleneck.
+   */
+  generatorCpuSeconds?: number;
 }
