@@ -226,22 +226,24 @@ export class BindingCache {
     const str = (t: string) => {
       for (let i = 0; i < t.length; i++) buf[n++] = t.charCodeAt(i);
     };
-    const num = (v: number) => {
-      if (v === 0) {
-        buf[n++] = 48;
-        return;
-      }
+    const digits = (v: number, width: number) => { // v < 2^31: integer arithmetic
       const start = n;
-      while (v > 0) {
-        const d = v % 10;
-        buf[n++] = 48 + d;
-        v = (v - d) / 10;
-      }
+      do {
+        buf[n++] = 48 + v % 10;
+        v = (v / 10) | 0;
+      } while (v > 0 || n - start < width);
       for (let i = start, j = n - 1; i < j; i++, j--) {
         const c = buf[i];
         buf[i] = buf[j];
         buf[j] = c;
       }
+    };
+    const num = (v: number) => { // a non-negative integer below 2^53: two halves below 10^8
+      const hi = Math.floor(v / 1e8), lo = v - hi * 1e8;
+      if (hi > 0) {
+        digits(hi, 1);
+        digits(lo, 8);
+      } else digits(lo, 1);
     };
     str('{"version":1,"bindings":[');
     let first = true;

@@ -516,6 +516,29 @@ Deno.test("persistedJson is toPersisted as compact JSON, one binding per line", 
   assert.deepEqual(JSON.parse(text), core.cache.toPersisted());
   assert.equal(text.split("\n").length, 40 + 3);
   assert.ok(text.length > 8192);
+  // any integer up to 2^53 comes out as JSON.stringify would write it
+  fc.assert(
+    fc.property(
+      fc.array(fc.tuple(fc.maxSafeNat(), fc.maxSafeNat(), fc.nat(0xffff)), { maxLength: 8 }),
+      (rows) => {
+        const c = new HomeAgentCore(cfg({ dad: "optimistic" }));
+        c.handle({
+          type: "restore",
+          bindings: rows.map(([exp, reg, seq], i) => ({
+            homeAddress: `2001:db8:2000::${(0x100 + i).toString(16)}`,
+            careOf: COA,
+            replyTo: COA,
+            haAddress: HA,
+            sequence: seq,
+            lifetimeUnits: 10,
+            expiresAt: Math.max(exp, T0 + 1),
+            registeredAt: reg,
+          })),
+        }, T0);
+        assert.deepEqual(JSON.parse(c.cache.persistedJson()), c.cache.toPersisted());
+      },
+    ),
+  );
   const strict = new HomeAgentCore(cfg({ dad: "strict" }));
   strict.handle(buEv(1), T0);
   assert.deepEqual(JSON.parse(strict.cache.persistedJson()).bindings, [], "DAD entries stay out");

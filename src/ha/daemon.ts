@@ -267,6 +267,14 @@ export class HomeAgentDaemon {
     this.#tx.setMulticastIf(ifindex);
     this.#tx.setMulticastLoop(false);
     this.#tx.setBufferSizes({ snd: 1 << 20 });
+    // a bound source spares the kernel a source address selection per packet (the packets
+    // carry their own source: this one only steers the route lookup). Best effort: an
+    // address still tentative (DAD) cannot be bound yet.
+    try {
+      this.#tx.bind(cfg.address);
+    } catch (e) {
+      log.debug("IPPROTO_RAW socket left unbound: {error}", { error: String(e) });
+    }
 
     const dstopts = RawSocket6.open(IPPROTO.DSTOPTS, { nonblocking: true });
     c.defer("IPPROTO_DSTOPTS socket", () => dstopts.close());
@@ -545,6 +553,7 @@ export class HomeAgentDaemon {
   }
 
   #logAction(a: Extract<HaAction, { type: "log" }>, now: number): void {
+    if (!log.isEnabledFor(a.level)) return; // e.g. a refresh's debug line at the usual levels
     let fields = a.fields;
     if (a.rateKey !== undefined) {
       if (!this.#limiter.allow(a.rateKey, now)) return;
@@ -861,9 +870,9 @@ export class HomeAgentDaemon {
     try {
       const t0 = performance.now();
       this.#writeState();
-      // a big cache costs more to write: space writes so they take at most ~10% of the time
+      // a big cache costs more to write: space writes so they take at most ~5% of the time
       const took = performance.now() - t0;
-      this.#persistDelay = Math.min(PERSIST_MAX_DELAY_MS, Math.max(PERSIST_DELAY_MS, 10 * took));
+      this.#persistDelay = Math.min(PERSIST_MAX_DELAY_MS, Math.max(PERSIST_DELAY_MS, 20 * took));
       this.#count("state_writes");
     } catch (e) {
       this.#count("state_write_errors");

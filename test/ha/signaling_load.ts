@@ -111,6 +111,11 @@ async function once(): Promise<Record<string, unknown>> {
       }
     }
     const pid = await realPid(ha.child.pid);
+    const pidFile = Deno.env.get("HA_LOAD_PID_FILE");
+    if (pidFile) {
+      Deno.writeTextFileSync(pidFile, String(pid));
+      await new Promise((r) => setTimeout(r, 1500)); // time to attach a profiler
+    }
     const idle = procStatus(pid);
     if (Deno.env.get("HA_LOAD_MAPS")) console.error("idle maps", topMappings(pid));
     const idleSt = await haStatus(t) as unknown as { memory?: unknown };
