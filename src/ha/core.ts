@@ -117,7 +117,7 @@ export type HaAction =
   | { type: "sendBe"; from: string; to: string; homeAddress: string; status: number }
   /**
    * Install (or update, when `previousCareOf` is set) a binding: /128 route into the tunnel
-   * device, proxy ND entry on the home link (RFC 6275 §10.4.1), tunnel table HoA → CoA.
+   * device, proxy ND on the home link for it (RFC 6275 §10.4.1), tunnel table HoA → CoA.
    */
   | { type: "install"; homeAddress: string; careOf: string; previousCareOf?: string }
   /** Remove everything `install` set up for `homeAddress`. */

@@ -929,7 +929,7 @@ export class HomeAgentDaemon {
 
 /**
  * Runs the home agent until SIGTERM/SIGINT (RFC 6275 §10): resolves with the exit code, 0
- * after a clean shutdown (routes, proxy entries, tun device and control socket removed; the
+ * after a clean shutdown (routes, tun device, home-link socket and control socket removed; the
  * Binding Cache stays in the state directory), 1 when it could not start or its data path
  * died (everything is cleaned up the same way).
  */

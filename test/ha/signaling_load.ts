@@ -6,7 +6,7 @@
  *
  * ```sh
  * deno run -A test/ha/signaling_load.ts [--count 10000] [--window 128] [--runs 1]
- *   [--deno-flags "--cpu-prof --cpu-prof-dir=/tmp/prof"] [--log-level warning]
+ *   [--deno-flags="--cpu-prof --cpu-prof-dir=/tmp/prof"] [--log-level warning] [--settle-s 0]
  * ```
  *
  * Not a test: a measuring tool for the home agent's own files (the bench's numbers come from
@@ -25,6 +25,7 @@ const { values: a } = parseArgs({
     runs: { type: "string", default: "1" },
     "deno-flags": { type: "string", default: "" },
     "log-level": { type: "string", default: "warning" },
+    "settle-s": { type: "string", default: "0" },
     base: { type: "string", default: "2001:db8:2000::1:0" },
   },
 });
@@ -159,6 +160,10 @@ async function once(): Promise<Record<string, unknown>> {
     if (Deno.env.get("HA_LOAD_MAPS")) console.error("end maps", topMappings(pid));
     out.rssKb = m.rssKb;
     out.hwmKb = m.hwmKb;
+    if (Number(a["settle-s"]) > 0) {
+      await new Promise((r) => setTimeout(r, Number(a["settle-s"]) * 1000));
+      out.settledRssKb = procStatus(pid).rssKb;
+    }
     const st = await haStatus(t);
     out.bindings = st.bindings.length;
     out.memory = (st as unknown as { memory?: unknown }).memory;
