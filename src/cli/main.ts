@@ -50,6 +50,10 @@ function build(result: { code: number }): Command {
         .choices(["strict", "optimistic"]),
     )
     .option("--tunnel-device <name>", "tun device carrying intercepted packets (default kgm-ha0)")
+    .option(
+      "--require-esp",
+      "drop BUs for home addresses without an ESP SA (SAs come from --config: esp)",
+    )
     .action(async (opts) => {
       const config = loadHaConfig(opts);
       await setupLogging(config.logLevel);

@@ -119,12 +119,23 @@ export function loadMnConfig(flags: Record<string, unknown>): MnConfig {
       routerLl: v.routerLl,
       routerMac: v.routerMac ?? defaultRouterMac(v.vmMac),
       ra: v.ra ?? c.ra,
+      esp: v.esp,
     });
   }
   if (vms.length === 0 && errs.length === 0) {
     errs.push('--home-address, --vm-mac, --tap: required (or a "vms" list in --config)');
   }
   const seen = { tap: new Set<string>(), homeAddress: new Set<string>(), vmMac: new Set<string>() };
+  const baSpis = new Map<number, number>();
+  vms.forEach((v, i) => {
+    if (v.esp) {
+      const j = baSpis.get(v.esp.ba.spi);
+      if (j !== undefined) {
+        errs.push(`vms[${i}].esp.ba.spi: ${v.esp.ba.spi} is also the BA SPI of vms[${j}]`);
+      }
+      baSpis.set(v.esp.ba.spi, i);
+    }
+  });
   vms.forEach((v, i) => {
     const where = vms.length > 1 ? `vms[${i}].` : "--";
     for (const k of ["tap", "homeAddress", "vmMac"] as const) {

@@ -167,3 +167,64 @@ Deno.test("fieldName renders flags and nested paths", () => {
   assert.equal(fieldName(["homeAgent"]), "--home-agent");
   assert.equal(fieldName(["vms", 2, "tap"]), "vms[2].tap");
 });
+
+const GCM = (spi: number, fill: string) => ({
+  spi,
+  algorithm: "aes-gcm-128",
+  key: fill.repeat(40),
+});
+
+Deno.test("ha config: ESP per home address, SPIs and prefix checked, keys never from flags", () => {
+  const ok = loadHaConfig({
+    ...HA,
+    esp: [{ homeAddress: "2001:db8:2000::10", bu: GCM(1000, "a"), ba: GCM(1001, "b") }],
+    requireEsp: true,
+  });
+  assert.equal(ok.esp[0].bu.spi, 1000);
+  assert.equal(ok.requireEsp, true);
+  const p = problems(() =>
+    loadHaConfig({
+      ...HA,
+      esp: [
+        { homeAddress: "2001:db8:2000::10", bu: GCM(1000, "a"), ba: GCM(1000, "b") },
+        { homeAddress: "2001:db8:9::11", bu: GCM(1000, "a"), ba: { ...GCM(1003, "b"), key: "ab" } },
+      ],
+    })
+  );
+  assert.ok(p.some((s) => s.startsWith("esp[0].ba.spi: ")), p.join(" | "));
+  assert.ok(
+    p.some((s) => s.startsWith("esp[1].homeAddress: ") && s.includes("not inside")),
+    p.join(" | "),
+  );
+  assert.ok(
+    p.some((s) => s.startsWith("esp[1].bu.spi: ") && s.includes("also the BU SPI")),
+    p.join(" | "),
+  );
+  assert.ok(p.some((s) => s.startsWith("esp[1].ba.key: ")), p.join(" | "));
+  const q = problems(() => loadHaConfig({ ...HA, requireEsp: true }));
+  assert.ok(q.some((s) => s.startsWith("--require-esp: ")), q.join(" | "));
+});
+
+Deno.test("mn config: ESP pair per VM; BA SPIs unique across VMs", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const file = `${dir}/mn.json`;
+    const { homeAddress: _h, vmMac: _m, tap: _t, ...rest } = MN;
+    const vm = (i: number) => ({
+      homeAddress: `2001:db8:2000::${10 + i}/64`,
+      vmMac: `52:54:00:00:00:1${i}`,
+      tap: `kgm${i}`,
+      esp: { bu: GCM(2000 + i, "c"), ba: GCM(3000, "d") },
+    });
+    await Deno.writeTextFile(file, JSON.stringify({ ...rest, vms: [vm(0)] }));
+    assert.equal(loadMnConfig({ config: file }).vms[0].esp?.ba.spi, 3000);
+    await Deno.writeTextFile(file, JSON.stringify({ ...rest, vms: [vm(0), vm(1)] }));
+    const p = problems(() => loadMnConfig({ config: file }));
+    assert.ok(
+      p.some((s) => s.includes("vms[1].esp.ba.spi: 3000 is also the BA SPI of vms[0]")),
+      p.join(),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

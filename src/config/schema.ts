@@ -8,6 +8,7 @@
 import { z } from "zod";
 import { formatIPv6, formatMac, inPrefix, parseMac, tryParseIPv6 } from "../wire/addr.ts";
 import { LOG_LEVELS } from "../log.ts";
+import { EspPairConfig } from "../ipsec/config.ts";
 
 /** IPv6 address text, normalised to RFC 5952 form. */
 export const ipv6 = z.string().transform((s, ctx) => {
@@ -94,6 +95,21 @@ export const HaConfigInput = z.strictObject({
   stateDir: z.string().min(1).default("/var/lib/kagemusha/ha"),
   logLevel: logLevel.default("info"),
   tunnelDevice: ifname.default("kgm-ha0"),
+  /**
+   * Manually keyed ESP per home address (RFC 4877 §4): BUs for a listed HoA are accepted
+   * only ESP-protected with its `bu` SA; BAs to it are protected with its `ba` SA.
+   * Config file only (keys never on the command line).
+   */
+  esp: z.array(
+    z.strictObject({
+      homeAddress: globalIpv6,
+      bu: EspPairConfig.shape.bu,
+      ba: EspPairConfig.shape.ba,
+    }),
+  )
+    .default([]),
+  /** Refuse (drop and count) BUs for home addresses that have no ESP SA configured. */
+  requireEsp: z.boolean().default(false),
 }).superRefine((c, ctx) => {
   if (!inPrefix(c.address, c.homePrefix.prefix, c.homePrefix.length)) {
     ctx.addIssue({
@@ -101,6 +117,48 @@ export const HaConfigInput = z.strictObject({
       path: ["address"],
       message: `home agent address ${c.address} is not inside home prefix ` +
         `${c.homePrefix.prefix}/${c.homePrefix.length}`,
+    });
+  }
+  const spis = new Map<number, string>();
+  c.esp.forEach((e, i) => {
+    if (!inPrefix(e.homeAddress, c.homePrefix.prefix, c.homePrefix.length)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["esp", i, "homeAddress"],
+        message:
+          `${e.homeAddress} is not inside home prefix ${c.homePrefix.prefix}/${c.homePrefix.length}`,
+      });
+    }
+    if (c.esp.findIndex((o) => o.homeAddress === e.homeAddress) !== i) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["esp", i, "homeAddress"],
+        message: `${e.homeAddress} has two ESP entries`,
+      });
+    }
+    if (e.bu.spi === e.ba.spi) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["esp", i, "ba", "spi"],
+        message: "the BU and BA SAs need different SPIs",
+      });
+    }
+    // inbound SPIs identify the SA on receipt: they must be unique
+    const prev = spis.get(e.bu.spi);
+    if (prev !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["esp", i, "bu", "spi"],
+        message: `SPI ${e.bu.spi} is also the BU SPI of ${prev}`,
+      });
+    }
+    spis.set(e.bu.spi, e.homeAddress);
+  });
+  if (c.requireEsp && c.esp.length === 0) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["requireEsp"],
+      message: "requireEsp needs at least one entry in esp",
     });
   }
   c.allow.forEach((a, i) => {
@@ -157,6 +215,8 @@ export const VmConfigInput = z.strictObject({
   routerLl: linkLocalIpv6.default("fe80::1"),
   routerMac: mac.optional(),
   ra: RaConfigInput.optional(),
+  /** Manually keyed ESP for this VM's home registration (config file only). */
+  esp: EspPairConfig.optional(),
 });
 
 /** File/flag shape of the mobile node's configuration (flags describe one VM). */
@@ -194,6 +254,8 @@ export interface VmConfig {
   routerMac: string;
   /** Router Advertisement contents (defaults in src/mn/pseudo_home.ts). */
   ra?: RaConfig;
+  /** ESP SAs protecting this VM's BUs (`bu`, outbound) and BAs (`ba`, inbound). */
+  esp?: EspPairConfig;
 }
 
 /** Validated mobile-node configuration. */
