@@ -37,6 +37,8 @@ const SYMBOLS = {
   open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
   // int ioctl(int fd, unsigned long request, void *arg);
   ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
+  // int ioctl(int fd, unsigned long request, unsigned long arg);  (argument by value, e.g. TUNSETOFFLOAD)
+  ioctl_int: { name: "ioctl", parameters: ["i32", "u64", "u64"], result: "i32" },
   // ssize_t read(int fd, void *buf, size_t n);
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   // ssize_t write(int fd, const void *buf, size_t n);

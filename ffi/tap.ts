@@ -28,7 +28,9 @@ import {
   SIOCSIFHWADDR,
   SIOCSIFMTU,
   SOCK_DGRAM,
+  TUNGETIFF,
   TUNSETIFF,
+  TUNSETOFFLOAD,
 } from "./constants.ts";
 import { check, cstring, Errno, errno, ErrnoError, libc } from "./libc.ts";
 import { openSocket } from "./raw_socket.ts";
@@ -40,6 +42,32 @@ import {
   IFREQ,
   parseMacInto,
 } from "./structs.ts";
+
+/**
+ * TUNSETOFFLOAD on a tun/tap fd: the TUN_F_* offloads its reader handles (TUN_F_CSUM, then
+ * TUN_F_TSO4/TSO6, TUN_F_USO4|TUN_F_USO6 together). With them the kernel hands over frames with
+ * unfinished checksums (CHECKSUM_PARTIAL) and up to 64 KB TCP/UDP segments, described by the
+ * virtio_net_hdr in front of each frame — so only meaningful on a device opened with
+ * IFF_VNET_HDR. 0 turns them all off. An offload the kernel does not know fails with EINVAL.
+ * Works on an fd alone (e.g. in a Worker).
+ */
+export function setTunOffload(fd: number, flags: number): void {
+  // TUNSETOFFLOAD is _IOW('T', 208, unsigned int) but takes the flags by value.
+  check(
+    `ioctl(TUNSETOFFLOAD 0x${flags.toString(16)})`,
+    libc().ioctl_int(fd, BigInt(TUNSETOFFLOAD), BigInt(flags)),
+  );
+}
+
+/**
+ * TUNGETIFF on a tun/tap fd: the device's IFF_* flags as set by TUNSETIFF (IFF_TUN or IFF_TAP,
+ * IFF_NO_PI, IFF_VNET_HDR, …). Works on an fd alone (e.g. in a Worker).
+ */
+export function tunDeviceFlags(fd: number): number {
+  const ifr = new Uint8Array(IFREQ.SIZE);
+  check("ioctl(TUNGETIFF)", libc().ioctl(fd, BigInt(TUNGETIFF), ifr));
+  return new DataView(ifr.buffer).getUint16(IFREQ.FLAGS, HOST_LE);
+}
 
 /** Options of `TunTapDevice.open`. */
 export interface TunTapOptions {
@@ -174,6 +202,11 @@ export class TunTapDevice implements Disposable {
   /** The MTU (SIOCGIFMTU). */
   getMtu(): number {
     return this.#ioctl(SIOCGIFMTU, "SIOCGIFMTU", () => {}).getInt32(IFREQ.MTU, HOST_LE);
+  }
+
+  /** TUNSETOFFLOAD (see {@linkcode setTunOffload}): the TUN_F_* offloads this reader handles. */
+  setOffload(flags: number): void {
+    setTunOffload(this.#fd, flags);
   }
 
   /** Interface flags (SIOCGIFFLAGS: IFF_UP, IFF_RUNNING, …). */
