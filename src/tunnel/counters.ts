@@ -21,6 +21,10 @@
  * - `tunnel_truncated`: a datagram larger than the receive buffer;
  * - `tunnel_tx_errors` / `tunnel_rx_errors`: sendmmsg / device write failures;
  * - `tunnel_tx_batches` / `tunnel_rx_batches`: batches handled (packets ÷ batches = batch size);
+ * - `tunnel_tx_gso_split`: super-packets (virtio_net_hdr GSO, up to 64 KB) read from a device
+ *   and split into tunnel-sized segments (each segment counts in `tunnel_tx_packets`);
+ * - `tunnel_rx_coalesced`: decapsulated TCP segments merged into the previous one of their
+ *   flow before the device write (each still counts in `tunnel_rx_packets`);
  * - `vm_frames`: frames read from VM taps; `vm_replies`: ND/echo answers written back;
  *   `vm_too_big`: ICMPv6 Packet Too Big sent to a guest (RFC 2473 §7); `vm_dropped`: frames
  *   the pseudo home network dropped.
@@ -39,6 +43,8 @@ export const DATAPATH_COUNTERS = [
   "tunnel_rx_errors",
   "tunnel_tx_batches",
   "tunnel_rx_batches",
+  "tunnel_tx_gso_split",
+  "tunnel_rx_coalesced",
   "vm_frames",
   "vm_replies",
   "vm_too_big",

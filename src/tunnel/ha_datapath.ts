@@ -8,6 +8,12 @@
  * (RFC 2473 §7, RFC 4443 §3.2): the data path never sees them. Two Workers then move packets:
  * tun → raw IPPROTO_IPV6 socket (to the CoA) and raw socket → tun, in batches.
  *
+ * When the tun was opened with IFF_VNET_HDR the data path turns on its offloads (TUNSETOFFLOAD:
+ * partial checksums, TCP/UDP segmentation): the kernel then hands over up to 64 KB per read,
+ * which the data path splits into segments (the kernel's forwarding path has already checked
+ * that each segment fits the tun's MTU), and it merges received TCP segments into 64 KB writes.
+ * Without IFF_VNET_HDR it moves one packet per read and per write.
+ *
  * @module
  */
 
@@ -15,6 +21,7 @@ import { SharedCounters } from "./counters.ts";
 import { DEFAULT_BATCH, MAX_PACKET, openTunnelSocket, StopSignal } from "./io.ts";
 import type { HaWorkerInit } from "./ha_worker.ts";
 import { TunnelTable } from "./table.ts";
+import { enableOffloads, hasVnetHdr } from "./vnet.ts";
 import { startWorkerGroup } from "./worker_host.ts";
 
 /** A running data path. */
@@ -32,7 +39,10 @@ export interface Datapath {
 
 /** Options of {@linkcode startHaDatapath}. */
 export interface HaDatapathOptions {
-  /** An IFF_TUN | IFF_NO_PI device the HA daemon created; the kernel routes HoA/128 into it. */
+  /**
+   * An IFF_TUN | IFF_NO_PI device the HA daemon created; the kernel routes HoA/128 into it.
+   * Opened with IFF_VNET_HDR too, it gets offloads (the fast path).
+   */
   tunFd: number;
   /** The home agent address: outer source of tunnelled packets, outer destination of reverse ones. */
   haAddress: string;
@@ -49,17 +59,21 @@ export interface HaDatapathOptions {
  * Starts the two home agent Workers: tun → tunnel (inner destination a registered HoA → sent
  * to its CoA, else `tunnel_tx_no_binding`) and tunnel → tun (outer source = the CoA bound to
  * the inner source HoA, else `tunnel_unknown` / `tunnel_spoofed`, never forwarded).
- * The tun fd is switched to O_NONBLOCK; it stays open (it belongs to the daemon).
+ * The tun fd is switched to O_NONBLOCK (and offloads on, with IFF_VNET_HDR); it stays open
+ * (it belongs to the daemon).
  * @throws {ErrnoError} when the raw socket cannot be opened or bound to `haAddress`.
  */
 export async function startHaDatapath(opts: HaDatapathOptions): Promise<Datapath> {
   if (!Number.isInteger(opts.mtu) || opts.mtu < 1280 + 40) {
     throw new RangeError(`home-link MTU must be >= 1320 (tunnel MTU >= 1280), got ${opts.mtu}`);
   }
+  const vnet = hasVnetHdr(opts.tunFd);
+  if (vnet) enableOffloads(opts.tunFd);
   const socket = openTunnelSocket({ bind: opts.haAddress });
   const stopper = new StopSignal();
   const base = {
     tunFd: opts.tunFd,
+    vnet,
     sockFd: socket.fd,
     stopFd: stopper.fd,
     stopFlag: stopper.flag,

@@ -3,9 +3,12 @@
  *
  * - `tx`: tun → tunnel. Packets the kernel routed into the tun (destination a Home Address)
  *   are sent to the binding's Care-of Address through the raw IPPROTO_IPV6 socket bound to the
- *   home agent address; the kernel prepends the outer header.
+ *   home agent address; the kernel prepends the outer header. On a tun with IFF_VNET_HDR the
+ *   kernel hands over 64 KB TCP (and UDP) super-packets, split here into segments
+ *   (`gso.ts`), and packets with partial checksums, finished here.
  * - `rx`: tunnel → tun. Inner packets received on that socket are written to the tun only when
- *   the inner source is a registered HoA and the outer source is that binding's CoA.
+ *   the inner source is a registered HoA and the outer source is that binding's CoA. On a tun
+ *   with IFF_VNET_HDR consecutive TCP segments of a batch are merged first (`gro.ts`).
  *
  * @module
  */
@@ -14,22 +17,30 @@ import { libc } from "../../ffi/libc.ts";
 import { POLLERR } from "../../ffi/constants.ts";
 import { Poller } from "../../ffi/poll.ts";
 import { RecvRing, SendRing } from "../../ffi/raw_socket.ts";
+import { copyBytes, finishChecksum, PacketMemory } from "./checksum.ts";
 import { CounterBatch, SharedCounters, type SharedCountersInit } from "./counters.ts";
+import { TcpCoalescer } from "./gro.ts";
+import { GsoSplitter } from "./gso.ts";
 import {
   HEADROOM,
   ipv6PacketLength,
+  newReadBuffer,
+  READ_CAPACITY,
+  READ_IP_AT,
   recvNow,
-  sendAll,
-  type SendFailures,
+  SendBatch,
   setNonblocking,
 } from "./io.ts";
 import { TableReader } from "./table.ts";
+import { GSO, VNET, VNET_F_NEEDS_CSUM, VNET_HDR_LEN, vnetU16 } from "./vnet.ts";
 import { workerMain } from "./worker_loop.ts";
 
 /** The init message of a home agent Worker. */
 export interface HaWorkerInit {
   role: "tx" | "rx";
   tunFd: number;
+  /** The tun carries a virtio_net_hdr per packet and has offloads on (see `vnet.ts`). */
+  vnet: boolean;
   sockFd: number;
   stopFd: number;
   stopFlag: SharedArrayBuffer;
@@ -49,8 +60,8 @@ function setup(init: HaWorkerInit): { loop(): void; close(): void } {
   const stop = new Int32Array(init.stopFlag);
   const B = init.batch;
   const cap = init.capacity;
-  const capBig = BigInt(cap);
-  const { tunFd, sockFd } = init;
+  const { tunFd, sockFd, vnet } = init;
+  const hdrLen = vnet ? VNET_HDR_LEN : 0;
   const MALFORMED = c.slot("tunnel_malformed");
   const dataFd = init.role === "tx" ? tunFd : sockFd;
   const poller = new Poller([dataFd, init.stopFd]);
@@ -70,53 +81,76 @@ function setup(init: HaWorkerInit): { loop(): void; close(): void } {
   if (init.role === "tx") {
     setNonblocking(tunFd);
     const ring = new SendRing(B, cap, { headroom: HEADROOM });
-    const data = ring.buffers.map((b) => b.subarray(HEADROOM));
-    const lengths = new Int32Array(B);
     for (let i = 0; i < B; i++) ring.setDst(i, new Uint8Array(16)); // family, namelen
-    const TX_PACKETS = c.slot("tunnel_tx_packets");
-    const TX_BYTES = c.slot("tunnel_tx_bytes");
+    const out = new SendBatch(sockFd, ring, c);
+    // Reads land so that the IPv6 header is at READ_IP_AT, the virtio_net_hdr before it.
+    const rmem = newReadBuffer();
+    const rb = rmem.u8;
+    const readView = rb.subarray(READ_IP_AT - hdrLen);
+    const readCap = BigInt(Math.min(readView.length, READ_CAPACITY));
+    const packet = rb.subarray(READ_IP_AT);
+    const split = new GsoSplitter();
     const NO_BINDING = c.slot("tunnel_tx_no_binding");
-    const TX_ERRORS = c.slot("tunnel_tx_errors");
-    const TX_BATCHES = c.slot("tunnel_tx_batches");
-    const fail: SendFailures = { packets: 0, bytes: 0, errno: 0 };
+    const GSO_SPLIT = c.slot("tunnel_tx_gso_split");
     return {
       loop() {
-        let more = false; // the last batch was full: read again before polling
+        let more = false; // the last round read a whole batch: read again before polling
         while (Atomics.load(stop, 0) === 0) {
           if (!more && !waitData()) break;
           table.refresh();
-          let n = 0;
           let reads = 0;
-          let bytes = 0;
           while (reads < B) {
-            const buf = data[n];
-            const r = Number(lib.read(tunFd, buf, capBig));
+            const r = Number(lib.read(tunFd, readView, readCap));
             if (r < 0) break; // EAGAIN: drained (a real error shows up in poll's revents)
             reads++;
-            const len = ipv6PacketLength(buf, r);
+            const len = ipv6PacketLength(packet, r - hdrLen);
             if (len < 0) {
               c.add(MALFORMED, 1);
               continue;
             }
-            const slot = table.lookup(buf, IP6_DST);
+            const slot = table.lookup(packet, IP6_DST);
             if (slot < 0) {
               c.add(NO_BINDING, 1);
               continue;
             }
-            table.copyOuter(slot, ring.addrs[n], 0);
-            ring.setLength(n, len);
-            lengths[n] = len;
-            bytes += len;
-            n++;
+            const at = READ_IP_AT - VNET_HDR_LEN; // the header, when there is one
+            const gsoType = vnet ? rb[at + VNET.GSO_TYPE] : GSO.NONE;
+            if (gsoType !== GSO.NONE) {
+              const segs = split.prepare(
+                rmem,
+                READ_IP_AT,
+                len,
+                gsoType,
+                vnetU16(rb, at + VNET.GSO_SIZE),
+              );
+              if (segs < 0) {
+                c.add(MALFORMED, 1);
+                continue;
+              }
+              for (let i = 0; i < segs; i++) {
+                const s = out.slot();
+                table.copyOuter(slot, ring.addrs[s], 0);
+                out.commit(split.emit(i, out.mem, out.ipAt[s]));
+              }
+              c.add(GSO_SPLIT, 1);
+              continue;
+            }
+            if (vnet && (rb[at + VNET.FLAGS] & VNET_F_NEEDS_CSUM) !== 0) {
+              // csum_start counts from the start of the packet (no link header on a tun).
+              const start = READ_IP_AT + vnetU16(rb, at + VNET.CSUM_START);
+              const field = start + vnetU16(rb, at + VNET.CSUM_OFFSET);
+              if (!finishChecksum(rmem, start, READ_IP_AT + len, field)) {
+                c.add(MALFORMED, 1);
+                continue;
+              }
+            }
+            const s = out.slot();
+            table.copyOuter(slot, ring.addrs[s], 0);
+            copyBytes(rmem, READ_IP_AT, out.mem, out.ipAt[s], len);
+            out.commit(len);
           }
           more = reads === B;
-          if (n > 0) {
-            sendAll(sockFd, ring, n, lengths, fail);
-            c.add(TX_PACKETS, n - fail.packets);
-            c.add(TX_BYTES, bytes - fail.bytes);
-            if (fail.packets > 0) c.add(TX_ERRORS, fail.packets);
-            c.add(TX_BATCHES, 1);
-          }
+          out.flush();
           c.flush();
         }
         c.flush();
@@ -127,6 +161,10 @@ function setup(init: HaWorkerInit): { loop(): void; close(): void } {
 
   const ring = new RecvRing(B, cap, { headroom: HEADROOM });
   const data = ring.buffers.map((b) => b.subarray(HEADROOM));
+  // What a write hands the tun: the packet, or virtio_net_hdr + packet.
+  const writes = ring.buffers.map((b) => b.subarray(HEADROOM - hdrLen));
+  const mem = PacketMemory.of(ring.buffers[0]);
+  const gro = new TcpCoalescer(mem, { maxUnits: B, capacity: cap, linkHeader: 0 });
   const RX_PACKETS = c.slot("tunnel_rx_packets");
   const RX_BYTES = c.slot("tunnel_rx_bytes");
   const UNKNOWN = c.slot("tunnel_unknown");
@@ -134,6 +172,7 @@ function setup(init: HaWorkerInit): { loop(): void; close(): void } {
   const TRUNCATED = c.slot("tunnel_truncated");
   const RX_ERRORS = c.slot("tunnel_rx_errors");
   const RX_BATCHES = c.slot("tunnel_rx_batches");
+  const COALESCED = c.slot("tunnel_rx_coalesced");
   return {
     loop() {
       let more = false;
@@ -145,6 +184,7 @@ function setup(init: HaWorkerInit): { loop(): void; close(): void } {
           more = false;
           continue;
         }
+        gro.reset();
         for (let k = 0; k < n; k++) {
           const buf = data[k];
           if (ring.truncated(k)) {
@@ -166,12 +206,27 @@ function setup(init: HaWorkerInit): { loop(): void; close(): void } {
             c.add(SPOOFED, 1);
             continue;
           }
-          if (Number(lib.write(tunFd, buf, BigInt(len))) < 0) {
+          if (vnet) {
+            gro.add(buf.byteOffset, len, k);
+          } else if (Number(lib.write(tunFd, buf, BigInt(len))) < 0) {
             c.add(RX_ERRORS, 1);
-            continue;
+          } else {
+            c.add(RX_PACKETS, 1);
+            c.add(RX_BYTES, len);
           }
-          c.add(RX_PACKETS, 1);
-          c.add(RX_BYTES, len);
+        }
+        if (vnet) {
+          gro.finish();
+          for (let u = 0; u < gro.units; u++) {
+            const w = writes[gro.unitTag[u]];
+            if (Number(lib.write(tunFd, w, BigInt(gro.unitLength[u] + hdrLen))) < 0) {
+              c.add(RX_ERRORS, gro.unitSegments[u]);
+            } else {
+              c.add(RX_PACKETS, gro.unitSegments[u]);
+              c.add(RX_BYTES, gro.unitBytes[u]);
+            }
+          }
+          c.add(COALESCED, gro.merged);
         }
         c.add(RX_BATCHES, 1);
         c.flush();

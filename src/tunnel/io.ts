@@ -11,6 +11,9 @@ import { check, errno, libc } from "../../ffi/libc.ts";
 import { F_GETFL, F_SETFL, IPPROTO_IPV6, MSG_DONTWAIT, O_NONBLOCK } from "../../ffi/constants.ts";
 import { EventFd } from "../../ffi/poll.ts";
 import { RawSocket6, type RecvRing, type SendRing } from "../../ffi/raw_socket.ts";
+import { PacketMemory } from "./checksum.ts";
+import type { CounterBatch } from "./counters.ts";
+import { VNET_HDR_LEN } from "./vnet.ts";
 
 /** Bytes kept free in front of every packet: room for an outer IPv6 header (RFC 2473 §3). */
 export const HEADROOM = 40;
@@ -20,6 +23,19 @@ export const MAX_PACKET = 65535;
 export const ETHER_HEADER = 14;
 /** Messages per recvmmsg/sendmmsg batch unless told otherwise. */
 export const DEFAULT_BATCH = 64;
+/**
+ * Where a Worker's device read buffer holds the IPv6 header: 8-aligned (so that TCP payloads
+ * are word-aligned for the checksum), with room in front for a virtio_net_hdr and an Ethernet
+ * header.
+ */
+export const READ_IP_AT = 24;
+/** Bytes a device read may return: virtio_net_hdr + Ethernet + the largest IPv6 packet. */
+export const READ_CAPACITY = VNET_HDR_LEN + ETHER_HEADER + 40 + 0xffff;
+
+/** A device read buffer: the IPv6 header of what is read lands at {@linkcode READ_IP_AT}. */
+export function newReadBuffer(): PacketMemory {
+  return new PacketMemory(new ArrayBuffer(READ_IP_AT + 40 + 0xffff + 8));
+}
 
 /**
  * Opens the raw IPPROTO_IPV6 (41) socket of an IPv6-in-IPv6 tunnel (RFC 2473 §3): sending an
@@ -82,6 +98,75 @@ export function sendAll(
     out.packets++;
     out.bytes += lengths[off];
     off++;
+  }
+}
+
+/**
+ * The sending side of a tunnel Worker: inner packets are copied (or segmented) into the slots
+ * of a `SendRing` whose IPv6 headers sit at `ipAt[i]` (8-aligned), and the batch leaves in one
+ * sendmmsg on the tunnel socket (the kernel prepends the outer header) when the ring is full or
+ * the Worker flushes. Counts tunnel_tx_* per flush.
+ *
+ * (Writing the outer header here and sending on an IPPROTO_RAW socket was measured ~10 %
+ * slower per packet than letting the kernel build it: 4.2 vs 3.8 µs on a veth pair.)
+ */
+export class SendBatch {
+  /** Slots filled so far. */
+  n = 0;
+  /** Views over the ring's slot memory. */
+  readonly mem: PacketMemory;
+  /** Offset of slot i's IPv6 header in `mem`. */
+  readonly ipAt: Int32Array;
+  readonly #lengths: Int32Array;
+  readonly #fail: SendFailures = { packets: 0, bytes: 0, errno: 0 };
+  #bytes = 0;
+  readonly #packets: number;
+  readonly #byteCount: number;
+  readonly #errors: number;
+  readonly #batches: number;
+
+  /** `ring` must have been built with `headroom` in front of the data (the IPv6 header). */
+  constructor(readonly fd: number, readonly ring: SendRing, readonly counters: CounterBatch) {
+    this.mem = PacketMemory.of(ring.buffers[0]);
+    this.ipAt = new Int32Array(ring.slots);
+    for (let i = 0; i < ring.slots; i++) {
+      this.ipAt[i] = ring.buffers[i].byteOffset + ring.headroom;
+      if ((this.ipAt[i] & 7) !== 0) throw new RangeError("SendBatch: slot data not 8-aligned");
+    }
+    this.#lengths = new Int32Array(ring.slots);
+    this.#packets = counters.slot("tunnel_tx_packets");
+    this.#byteCount = counters.slot("tunnel_tx_bytes");
+    this.#errors = counters.slot("tunnel_tx_errors");
+    this.#batches = counters.slot("tunnel_tx_batches");
+  }
+
+  /** The next free slot, after sending the batch when the ring is full. */
+  slot(): number {
+    if (this.n === this.ring.slots) this.flush();
+    return this.n;
+  }
+
+  /** Slot `slot()` returned now holds a packet of `len` bytes at `ipAt[slot]`. */
+  commit(len: number): void {
+    const n = this.n++;
+    this.ring.setLength(n, len);
+    this.#lengths[n] = len;
+    this.#bytes += len;
+  }
+
+  /** Sends the filled slots (sendmmsg, skipping refused messages) and counts them. */
+  flush(): void {
+    const n = this.n;
+    if (n === 0) return;
+    const fail = this.#fail;
+    sendAll(this.fd, this.ring, n, this.#lengths, fail);
+    const c = this.counters;
+    c.add(this.#packets, n - fail.packets);
+    c.add(this.#byteCount, this.#bytes - fail.bytes);
+    if (fail.packets > 0) c.add(this.#errors, fail.packets);
+    c.add(this.#batches, 1);
+    this.n = 0;
+    this.#bytes = 0;
   }
 }
 

@@ -5,10 +5,15 @@
  * - `tx`: VM taps → tunnel. Every frame a guest sends is classified by `handleVmFrame`
  *   (`src/mn/pseudo_home.ts`): ND/RS/echo answers and Packet Too Big go back to that tap;
  *   packets from the HoA of an active VM go to the home agent through the raw IPPROTO_IPV6
- *   socket, outer source the CoA (IPV6_PKTINFO); the rest is dropped and counted.
+ *   socket, outer source the CoA (IPV6_PKTINFO); the rest is dropped and counted. On a tap with
+ *   IFF_VNET_HDR, partial checksums are finished first, and a GSO super-frame (a 64 KB TCP or
+ *   UDP segment) is split into tunnel-sized segments (`gso.ts`); whether it fits the tunnel is
+ *   judged by its segment size (headers + gso_size), not by the super-frame's: segments that
+ *   would not fit draw the Packet Too Big (RFC 2473 §7), as an over-MTU plain frame does.
  * - `rx`: tunnel → VM taps. Inner packets whose outer source is the home agent and whose
  *   destination is an active VM's HoA are framed (destination the VM MAC, source the router
- *   MAC, EtherType 0x86dd) in the buffer's headroom and written to that VM's tap.
+ *   MAC, EtherType 0x86dd) in the buffer's headroom and written to that VM's tap; on a tap with
+ *   IFF_VNET_HDR consecutive TCP segments of a batch are merged first (`gro.ts`).
  *
  * @module
  */
@@ -25,22 +30,30 @@ import {
   type PseudoHomeVm,
 } from "../mn/pseudo_home.ts";
 import { parseIPv6, parseMac } from "../wire/addr.ts";
+import { copyBytes, finishChecksum, PacketMemory } from "./checksum.ts";
 import { CounterBatch, SharedCounters, type SharedCountersInit } from "./counters.ts";
+import { TcpCoalescer } from "./gro.ts";
+import { GsoSplitter } from "./gso.ts";
 import {
   ETHER_HEADER,
   HEADROOM,
   ipv6PacketLength,
+  newReadBuffer,
+  READ_CAPACITY,
+  READ_IP_AT,
   recvNow,
-  sendAll,
-  type SendFailures,
+  SendBatch,
   setNonblocking,
 } from "./io.ts";
 import { MnControlReader } from "./mn_control.ts";
+import { GSO, VNET, VNET_F_NEEDS_CSUM, VNET_HDR_LEN, vnetU16 } from "./vnet.ts";
 import { workerMain } from "./worker_loop.ts";
 
 /** One VM as the Workers see it. */
 export interface MnWorkerVm extends PseudoHomeVm {
   tapFd: number;
+  /** The tap carries a virtio_net_hdr per frame and has offloads on (see `vnet.ts`). */
+  vnet: boolean;
 }
 
 /** The init message of a mobile node Worker. */
@@ -58,7 +71,10 @@ export interface MnWorkerInit {
 }
 
 const IP6_DST = 24;
-const FRAME_AT = HEADROOM - ETHER_HEADER; // frames start here so that IPv6 lands at HEADROOM
+/** Where frames start in the read buffer: the IPv6 header lands at READ_IP_AT. */
+const FRAME_AT = READ_IP_AT - ETHER_HEADER;
+/** Classifying a GSO super-frame: no Packet Too Big on its total size (segments are judged). */
+const NO_MTU = 0xffff;
 
 function setup(init: MnWorkerInit): { loop(): void; close(): void } {
   const lib = libc();
@@ -69,44 +85,40 @@ function setup(init: MnWorkerInit): { loop(): void; close(): void } {
   const cap = init.capacity;
   const V = init.vms.length;
   const taps = init.vms.map((v) => v.tapFd);
+  const vnets = init.vms.map((v) => v.vnet);
   const { sockFd } = init;
   const MALFORMED = c.slot("tunnel_malformed");
 
   if (init.role === "tx") {
     // RFC 2473 §7 / pseudo_home.ts: inner packets above linkMtu − 40 get a Packet Too Big.
-    const ctxs = init.vms.map((v) => makePseudoHomeContext(v, init.linkMtu - 40));
+    const tunnelMtu = init.linkMtu - 40;
+    const ctxs = init.vms.map((v) => makePseudoHomeContext(v, tunnelMtu));
+    const gsoCtxs = init.vms.map((v) => makePseudoHomeContext(v, NO_MTU));
     for (const fd of taps) setNonblocking(fd);
     const poller = new Poller([...taps, init.stopFd]);
-    const ring = new SendRing(B, cap + ETHER_HEADER, { headroom: FRAME_AT, pktinfo: true });
-    const frames = ring.buffers.map((b) => b.subarray(FRAME_AT));
-    const frameCap = BigInt(frames[0].length);
-    const lengths = new Int32Array(B);
-    const out = new Uint8Array(new ArrayBuffer(cap + ETHER_HEADER));
+    const ring = new SendRing(B, cap, { headroom: HEADROOM, pktinfo: true });
+    const out = new SendBatch(sockFd, ring, c);
+    const rmem = newReadBuffer();
+    const rb = rmem.u8;
+    // With a virtio_net_hdr the read starts 10 bytes earlier; the frame lands at FRAME_AT.
+    const readVnet = rb.subarray(FRAME_AT - VNET_HDR_LEN);
+    const readPlain = rb.subarray(FRAME_AT);
+    const capVnet = BigInt(Math.min(readVnet.length, READ_CAPACITY));
+    const capPlain = BigInt(Math.min(readPlain.length, READ_CAPACITY - VNET_HDR_LEN));
+    const frame = readPlain;
+    const HDR = FRAME_AT - VNET_HDR_LEN;
+    // Replies: the frame at `reply`, an all-zero virtio_net_hdr before it (flags 0, no GSO).
+    const replyBuf = new Uint8Array(new ArrayBuffer(VNET_HDR_LEN + ETHER_HEADER + 0xffff + 40));
+    const reply = replyBuf.subarray(VNET_HDR_LEN);
     const verdict = newFrameVerdict();
-    const fail: SendFailures = { packets: 0, bytes: 0, errno: 0 };
-    const TX_PACKETS = c.slot("tunnel_tx_packets");
-    const TX_BYTES = c.slot("tunnel_tx_bytes");
+    const split = new GsoSplitter();
     const NO_BINDING = c.slot("tunnel_tx_no_binding");
-    const TX_ERRORS = c.slot("tunnel_tx_errors");
-    const TX_BATCHES = c.slot("tunnel_tx_batches");
+    const GSO_SPLIT = c.slot("tunnel_tx_gso_split");
     const VM_FRAMES = c.slot("vm_frames");
     const VM_REPLIES = c.slot("vm_replies");
     const VM_TOO_BIG = c.slot("vm_too_big");
     const VM_DROPPED = c.slot("vm_dropped");
     const RX_ERRORS = c.slot("tunnel_rx_errors");
-    let n = 0;
-    let bytes = 0;
-
-    const flush = () => {
-      if (n === 0) return;
-      sendAll(sockFd, ring, n, lengths, fail);
-      c.add(TX_PACKETS, n - fail.packets);
-      c.add(TX_BYTES, bytes - fail.bytes);
-      if (fail.packets > 0) c.add(TX_ERRORS, fail.packets);
-      c.add(TX_BATCHES, 1);
-      n = 0;
-      bytes = 0;
-    };
     /** Destination (the HA) and IPV6_PKTINFO source (the CoA, RFC 3542 §6.1) of every slot. */
     const program = () => {
       for (let i = 0; i < B; i++) {
@@ -133,30 +145,76 @@ function setup(init: MnWorkerInit): { loop(): void; close(): void } {
             if (rv & POLLERR) throw new Error(`tap fd ${taps[v]}: POLLERR (device gone?)`);
             if (!wasMore && (rv & POLLIN) === 0) continue;
             const fd = taps[v];
-            const ctx = ctxs[v];
+            const vnet = vnets[v];
+            const hdrLen = vnet ? VNET_HDR_LEN : 0;
+            const readView = vnet ? readVnet : readPlain;
+            const readCap = vnet ? capVnet : capPlain;
+            const replyView = vnet ? replyBuf : reply;
             const active = ctl.active[v] === 1 && tunnelOk;
             let reads = 0;
             while (reads < B) {
-              const frame = frames[n];
-              const r = Number(lib.read(fd, frame, frameCap));
+              const r = Number(lib.read(fd, readView, readCap));
               if (r < 0) break; // EAGAIN
               reads++;
               c.add(VM_FRAMES, 1);
-              handleVmFrame(frame, r, ctx, out, verdict);
+              const len = r - hdrLen;
+              const gsoType = vnet ? rb[HDR + VNET.GSO_TYPE] : GSO.NONE;
+              if (gsoType !== GSO.NONE) {
+                // A super-frame: classify it as a whole (no MTU), then judge its segments.
+                handleVmFrame(frame, len, gsoCtxs[v], reply, verdict);
+                if (verdict.action === FRAME_ACTION.TUNNEL) {
+                  const segs = split.prepare(
+                    rmem,
+                    FRAME_AT + verdict.offset,
+                    verdict.length,
+                    gsoType,
+                    vnetU16(rb, HDR + VNET.GSO_SIZE),
+                  );
+                  if (segs < 0) {
+                    c.add(MALFORMED, 1);
+                    continue;
+                  }
+                  if (split.segmentLength > tunnelMtu) {
+                    // Packet Too Big, computed on the frame (RFC 2473 §7, RFC 4443 §3.2).
+                    handleVmFrame(frame, len, ctxs[v], reply, verdict);
+                  } else if (!active) {
+                    c.add(NO_BINDING, 1);
+                    continue;
+                  } else {
+                    for (let i = 0; i < segs; i++) {
+                      const s = out.slot();
+                      out.commit(split.emit(i, out.mem, out.ipAt[s]));
+                    }
+                    c.add(GSO_SPLIT, 1);
+                    continue;
+                  }
+                }
+              } else {
+                if (vnet && (rb[HDR + VNET.FLAGS] & VNET_F_NEEDS_CSUM) !== 0) {
+                  // csum_start counts from the start of the frame (the Ethernet header).
+                  const start = FRAME_AT + vnetU16(rb, HDR + VNET.CSUM_START);
+                  const field = start + vnetU16(rb, HDR + VNET.CSUM_OFFSET);
+                  if (!finishChecksum(rmem, start, FRAME_AT + len, field)) {
+                    c.add(MALFORMED, 1);
+                    continue;
+                  }
+                }
+                handleVmFrame(frame, len, ctxs[v], reply, verdict);
+              }
               switch (verdict.action) {
-                case FRAME_ACTION.TUNNEL:
+                case FRAME_ACTION.TUNNEL: {
                   if (!active) {
                     c.add(NO_BINDING, 1);
                     break;
                   }
-                  ring.setData(n, FRAME_AT + verdict.offset, verdict.length);
-                  lengths[n] = verdict.length;
-                  bytes += verdict.length;
-                  if (++n === B) flush();
+                  const s = out.slot();
+                  copyBytes(rmem, FRAME_AT + verdict.offset, out.mem, out.ipAt[s], verdict.length);
+                  out.commit(verdict.length);
                   break;
+                }
                 case FRAME_ACTION.REPLY:
                 case FRAME_ACTION.TOO_BIG:
-                  if (Number(lib.write(fd, out, BigInt(verdict.length))) < 0) {
+                  if (Number(lib.write(fd, replyView, BigInt(verdict.length + hdrLen))) < 0) {
                     c.add(RX_ERRORS, 1);
                   } else {
                     c.add(verdict.action === FRAME_ACTION.REPLY ? VM_REPLIES : VM_TOO_BIG, 1);
@@ -168,7 +226,7 @@ function setup(init: MnWorkerInit): { loop(): void; close(): void } {
             }
             if (reads === B) more = true;
           }
-          flush();
+          out.flush();
           c.flush();
         }
         c.flush();
@@ -180,7 +238,14 @@ function setup(init: MnWorkerInit): { loop(): void; close(): void } {
   const poller = new Poller([sockFd, init.stopFd]);
   const ring = new RecvRing(B, cap, { headroom: HEADROOM });
   const data = ring.buffers.map((b) => b.subarray(HEADROOM));
-  const frames = ring.buffers.map((b) => b.subarray(FRAME_AT));
+  // What a write hands a tap: the frame (Ethernet header in the headroom), or
+  // virtio_net_hdr + frame.
+  const frames = ring.buffers.map((b) => b.subarray(HEADROOM - ETHER_HEADER));
+  const vnetFrames = ring.buffers.map((b) => b.subarray(HEADROOM - ETHER_HEADER - VNET_HDR_LEN));
+  const mem = PacketMemory.of(ring.buffers[0]);
+  const gro = new TcpCoalescer(mem, { maxUnits: B, capacity: cap, linkHeader: ETHER_HEADER });
+  const anyVnet = vnets.some((x) => x);
+  const vmOf = new Int32Array(B);
   const hoas = init.vms.map((v) => parseIPv6(v.homeAddress));
   const vmMacs = init.vms.map((v) => parseMac(v.vmMac));
   const routerMacs = init.vms.map((v) => parseMac(v.routerMac));
@@ -191,6 +256,7 @@ function setup(init: MnWorkerInit): { loop(): void; close(): void } {
   const TRUNCATED = c.slot("tunnel_truncated");
   const RX_ERRORS = c.slot("tunnel_rx_errors");
   const RX_BATCHES = c.slot("tunnel_rx_batches");
+  const COALESCED = c.slot("tunnel_rx_coalesced");
 
   /** Index of the active VM whose HoA is at `b[off]`, or -1 (a linear scan: few VMs). */
   const vmFor = (b: Uint8Array, off: number): number => {
@@ -202,6 +268,15 @@ function setup(init: MnWorkerInit): { loop(): void; close(): void } {
       if (i === 16) return v;
     }
     return -1;
+  };
+
+  /** Writes the Ethernet header of slot k's packet for VM v. */
+  const frameFor = (k: number, v: number) => {
+    const f = frames[k];
+    f.set(vmMacs[v], 0);
+    f.set(routerMacs[v], 6);
+    f[12] = 0x86;
+    f[13] = 0xdd;
   };
 
   return {
@@ -217,6 +292,7 @@ function setup(init: MnWorkerInit): { loop(): void; close(): void } {
         more = n === B;
         if (n === 0) continue;
         const ha = ctl.homeAgent;
+        gro.reset();
         for (let k = 0; k < n; k++) {
           if (ring.truncated(k)) {
             c.add(TRUNCATED, 1);
@@ -241,17 +317,35 @@ function setup(init: MnWorkerInit): { loop(): void; close(): void } {
             c.add(UNKNOWN, 1);
             continue;
           }
-          const f = frames[k];
-          f.set(vmMacs[v], 0);
-          f.set(routerMacs[v], 6);
-          f[12] = 0x86;
-          f[13] = 0xdd;
-          if (Number(lib.write(taps[v], f, BigInt(len + ETHER_HEADER))) < 0) {
+          if (vnets[v]) {
+            // The destination is part of the flow: a unit never mixes VMs.
+            vmOf[k] = v;
+            gro.add(buf.byteOffset, len, k);
+            continue;
+          }
+          frameFor(k, v);
+          if (Number(lib.write(taps[v], frames[k], BigInt(len + ETHER_HEADER))) < 0) {
             c.add(RX_ERRORS, 1);
             continue;
           }
           c.add(RX_PACKETS, 1);
           c.add(RX_BYTES, len);
+        }
+        if (anyVnet) {
+          gro.finish();
+          for (let u = 0; u < gro.units; u++) {
+            const k = gro.unitTag[u];
+            const v = vmOf[k];
+            frameFor(k, v);
+            const wlen = gro.unitLength[u] + ETHER_HEADER + VNET_HDR_LEN;
+            if (Number(lib.write(taps[v], vnetFrames[k], BigInt(wlen))) < 0) {
+              c.add(RX_ERRORS, gro.unitSegments[u]);
+            } else {
+              c.add(RX_PACKETS, gro.unitSegments[u]);
+              c.add(RX_BYTES, gro.unitBytes[u]);
+            }
+          }
+          c.add(COALESCED, gro.merged);
         }
         c.add(RX_BATCHES, 1);
         c.flush();

@@ -14,5 +14,6 @@ export { startMnDatapath } from "./mn_datapath.ts";
 export type { MnDatapath, MnDatapathOptions, MnDatapathVm } from "./mn_datapath.ts";
 export { MnControl } from "./mn_control.ts";
 export { DEFAULT_BATCH, ETHER_HEADER, HEADROOM, ipv6PacketLength, MAX_PACKET } from "./io.ts";
+export { enableOffloads, hasVnetHdr, VNET_HDR_LEN } from "./vnet.ts";
 export { TableReader, TunnelTable } from "./table.ts";
 export type { TunnelEntry } from "./table.ts";

@@ -2,7 +2,7 @@
  * Test driver: runs the HA data path in the current network namespace.
  *
  * `deno run -A ha_driver.ts '{"tun":"kgmha0","haAddress":"…","mtu":1500,"bindings":[[hoa,coa]],
- * "control":"/tmp/file"}'`: creates the tun (the test configures it with `ip`), starts the data
+ * "control":"/tmp/file","vnetHdr":true}'`: creates the tun (the test configures it with `ip`), starts the data
  * path, prints `READY`; then executes JSON commands appended to the control file, one per line,
  * printing `ACK <id>` after each: `{"id":1,"cmd":"set","inner":…,"outer":…}`,
  * `{"id":2,"cmd":"delete","inner":…}`, `{"id":3,"cmd":"counters"}` (prints
@@ -24,9 +24,11 @@ const cfg = JSON.parse(Deno.args[0]) as {
   bindings: [string, string][];
   control: string;
   batch?: number;
+  /** Open the tun with IFF_VNET_HDR (the data path then turns on offloads). */
+  vnetHdr?: boolean;
 };
 
-const tun = TunTapDevice.open(cfg.tun, { mode: "tun" });
+const tun = TunTapDevice.open(cfg.tun, { mode: "tun", vnetHdr: cfg.vnetHdr });
 const table = new TunnelTable(64);
 for (const [hoa, coa] of cfg.bindings) table.set(hoa, { outer: coa });
 const counters = new SharedCounters();

@@ -3,7 +3,7 @@
  *
  * `deno run -A mn_driver.ts '{"vms":[{"tap":"kgmtap0","homeAddress":…,"prefixLength":64,
  * "vmMac":…,"routerMac":…,"routerLl":"fe80::1","active":true}],"careOf":…,"homeAgent":…,
- * "linkMtu":1500,"control":"/tmp/file"}'`: creates the taps (the test bridges them with `ip`),
+ * "linkMtu":1500,"control":"/tmp/file","vnetHdr":true}'`: creates the taps (the test bridges them with `ip`),
  * starts the data path, prints `READY`; control commands (see control.ts):
  * `{"cmd":"active","vm":0,"on":false}`, `{"cmd":"careOf","addr":…}`,
  * `{"cmd":"homeAgent","addr":…}`, `{"cmd":"counters"}`. SIGTERM stops it and prints `FINAL`.
@@ -30,9 +30,11 @@ const cfg = JSON.parse(Deno.args[0]) as {
   homeAgent: string;
   linkMtu: number;
   control: string;
+  /** Open the taps with IFF_VNET_HDR (the data path then turns on offloads). */
+  vnetHdr?: boolean;
 };
 
-const taps = cfg.vms.map((v) => TunTapDevice.open(v.tap, { mode: "tap" }));
+const taps = cfg.vms.map((v) => TunTapDevice.open(v.tap, { mode: "tap", vnetHdr: cfg.vnetHdr }));
 const counters = new SharedCounters();
 const dp = await startMnDatapath({
   vms: cfg.vms.map((v, i) => ({ ...v, tapFd: taps[i].fd })),
