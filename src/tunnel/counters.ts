@@ -23,6 +23,8 @@
  * - `tunnel_tx_batches` / `tunnel_rx_batches`: batches handled (packets ÷ batches = batch size);
  * - `tunnel_tx_gso_split`: super-packets (virtio_net_hdr GSO, up to 64 KB) read from a device
  *   and split into tunnel-sized segments (each segment counts in `tunnel_tx_packets`);
+ * - `tunnel_tx_gso_dropped`: super-packets that could not be split (an IPv6 extension header
+ *   before TCP/UDP, a GSO type never offered, bad headers), dropped;
  * - `tunnel_rx_coalesced`: decapsulated TCP segments merged into the previous one of their
  *   flow before the device write (each still counts in `tunnel_rx_packets`);
  * - `vm_frames`: frames read from VM taps; `vm_replies`: ND/echo answers written back;
@@ -44,6 +46,7 @@ export const DATAPATH_COUNTERS = [
   "tunnel_tx_batches",
   "tunnel_rx_batches",
   "tunnel_tx_gso_split",
+  "tunnel_tx_gso_dropped",
   "tunnel_rx_coalesced",
   "vm_frames",
   "vm_replies",

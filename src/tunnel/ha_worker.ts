@@ -92,6 +92,7 @@ function setup(init: HaWorkerInit): { loop(): void; close(): void } {
     const split = new GsoSplitter();
     const NO_BINDING = c.slot("tunnel_tx_no_binding");
     const GSO_SPLIT = c.slot("tunnel_tx_gso_split");
+    const GSO_DROPPED = c.slot("tunnel_tx_gso_dropped");
     return {
       loop() {
         let more = false; // the last round read a whole batch: read again before polling
@@ -124,7 +125,7 @@ function setup(init: HaWorkerInit): { loop(): void; close(): void } {
                 vnetU16(rb, at + VNET.GSO_SIZE),
               );
               if (segs < 0) {
-                c.add(MALFORMED, 1);
+                c.add(GSO_DROPPED, 1);
                 continue;
               }
               for (let i = 0; i < segs; i++) {

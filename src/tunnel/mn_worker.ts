@@ -114,6 +114,7 @@ function setup(init: MnWorkerInit): { loop(): void; close(): void } {
     const split = new GsoSplitter();
     const NO_BINDING = c.slot("tunnel_tx_no_binding");
     const GSO_SPLIT = c.slot("tunnel_tx_gso_split");
+    const GSO_DROPPED = c.slot("tunnel_tx_gso_dropped");
     const VM_FRAMES = c.slot("vm_frames");
     const VM_REPLIES = c.slot("vm_replies");
     const VM_TOO_BIG = c.slot("vm_too_big");
@@ -171,7 +172,7 @@ function setup(init: MnWorkerInit): { loop(): void; close(): void } {
                     vnetU16(rb, HDR + VNET.GSO_SIZE),
                   );
                   if (segs < 0) {
-                    c.add(MALFORMED, 1);
+                    c.add(GSO_DROPPED, 1);
                     continue;
                   }
                   if (split.segmentLength > tunnelMtu) {
