@@ -250,6 +250,8 @@ interface ActivePath {
   procs: Proc[];
   /** Undoes the path's setup (stops its daemons); also reads final figures. */
   teardown: () => Promise<void>;
+  /** The daemons' data-path counters after the rounds (Kagemusha's `status`). */
+  counters?: () => Promise<Record<string, Record<string, number>>>;
   /** Filled while measuring. */
   rtt?: PathResult["rtt"];
   up: DirectionResult[];
@@ -518,6 +520,18 @@ async function kagemushaPath(t: Topology, k: Kgm, memory: MemoryResult): Promise
       } catch { /* exited: figures stay unset */ }
       await mnProc.stop();
     };
+    const counters = async () => {
+      const out: Record<string, Record<string, number>> = {};
+      for (const [name, path] of [["mn", t.controlPath("hostB")], ["ha", `${t.dir}/ha.sock`]]) {
+        const st = await controlRequest(path, "status") as { counters?: Record<string, unknown> };
+        out[name] = Object.fromEntries(
+          Object.entries(st.counters ?? {}).filter(([k, v]) =>
+            typeof v === "number" && /^(tunnel|vm)_/.test(k)
+          ),
+        ) as Record<string, number>;
+      }
+      return out;
+    };
     return {
       key: "kagemusha",
       label,
@@ -525,6 +539,7 @@ async function kagemushaPath(t: Topology, k: Kgm, memory: MemoryResult): Promise
       dst: ADDR.cn,
       procs,
       teardown,
+      counters,
       up: [],
       down: [],
     };
@@ -690,7 +705,16 @@ async function measurePaths(t: Topology, k: Kgm, result: BenchResult): Promise<v
         }
       }
     }
-    for (const p of active) result.paths[p.key] = finishPath(p);
+    for (const p of active) {
+      result.paths[p.key] = finishPath(p);
+      if (p.counters) {
+        try {
+          result.paths[p.key].counters = await p.counters();
+        } catch (e) {
+          log(`${p.label}: status unreadable: ${e instanceof Error ? e.message : e}`);
+        }
+      }
+    }
   } finally {
     for (const p of active) await p.teardown();
   }

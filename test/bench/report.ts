@@ -58,6 +58,8 @@ export interface PathResult {
   processes?: ProcessResult[];
   /** Both directions together: CPU % of one core and CPU s/GB. */
   cpu?: { seconds: number; percent: number; perGB: number };
+  /** Data-path counters of the daemons after the rounds, by daemon (Kagemusha). */
+  counters?: Record<string, Record<string, number>>;
   /** Why the path could not be measured. */
   error?: string;
 }
@@ -360,6 +362,19 @@ export function markdown(res: BenchResult): string {
     [ratioRow("OpenVPN", openvpn), ratioRow("direct", direct)],
   ));
   out.push("");
+  const mnc = kagemusha.counters?.mn;
+  if (mnc) {
+    const split = mnc.tunnel_tx_gso_split ?? 0;
+    out.push(
+      `Kagemusha data path: ${
+        split > 0 ? "offloads in use" : "no GSO super-frames seen (offloads off)"
+      } — mn tunnel_tx_gso_split ${split}, tunnel_tx_packets ${mnc.tunnel_tx_packets ?? "?"}, ` +
+        `tunnel_tx_batches ${mnc.tunnel_tx_batches ?? "?"}, tunnel_rx_packets ${
+          mnc.tunnel_rx_packets ?? "?"
+        }, tunnel_rx_batches ${mnc.tunnel_rx_batches ?? "?"}.`,
+      "",
+    );
+  }
   out.push(
     `Added RTT over the direct path: OpenVPN ${fmtSigned(addedRtt(openvpn, direct))} ms, ` +
       `Kagemusha ${fmtSigned(addedRtt(kagemusha, direct))} ms.`,
