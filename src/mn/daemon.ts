@@ -24,15 +24,26 @@
  * starts from a random sequence and relies on BA status 135 to resynchronise (RFC 6275
  * §11.7.1).
  *
+ * ESP (RFC 4877 §4, `src/ipsec`): a VM with `esp` configured sends every BU ESP-protected —
+ * away from home through a raw IPPROTO_ESP socket with the HAO as an IPV6_DSTOPTS cmsg, from
+ * home as a whole packet through IPPROTO_RAW ({@linkcode MnSignaling.sendProtectedBu}) — and
+ * accepts only ESP-protected BAs (an unprotected one is dropped and counted,
+ * `esp_unprotected_ba`). The ESP sequence counter is reserved 64 ahead in the same state file
+ * (an AES-GCM nonce must never repeat, also not after a crash), the inbound replay window is
+ * kept there too, and both move with the VM: `export` returns them (`esp`) and releases the SA
+ * here, `handover` imports them, never backwards (the rules: `esp_binding.ts`). A VM without
+ * ESP gets a startup warning: its signaling is unauthenticated.
+ *
  * Moves, as the control socket sees them:
  * - `handover {careOf?, sequence? | bindings?}`: the guest resumed on this host: re-send the BU
  *   at once (care-of re-read from the interface unless given or configured), continuing the
  *   sequence handed over; unsolicited NA (router, R=1 O=1) and RA are written to the tap so
  *   the guest's neighbour cache points at the router MAC at once. When the care-of address is
  *   inside the VM's home prefix the VM is home: see "returning home" below.
- * - `export {release?}`: the VM left: returns `{bindings: [{homeAddress, sequence}]}` for the
- *   next host and (unless `release: false`) stops this host's binding without signaling, so
- *   that its refreshes never steal the binding back from the next host.
+ * - `export {release?}`: the VM left: returns `{bindings: [{homeAddress, sequence, esp?}]}` for
+ *   the next host and (unless `release: false`) stops this host's binding without signaling,
+ *   so that its refreshes never steal the binding back from the next host; the VM's ESP SA is
+ *   released (never used here again until a handover brings its state back).
  * - `deregister {homeAddress?}`: BU with lifetime 0 from the current care-of address.
  *
  * Returning home (RFC 6275 §11.5.4), exactly: the VM's data path slot is deactivated and its
@@ -53,6 +64,7 @@ import { Rtnetlink, writeSysctl } from "../../ffi/netlink.ts";
 import { IFA_F } from "../../ffi/netlink.ts";
 import { TunTapDevice } from "../../ffi/tap.ts";
 import type { MnConfig, VmConfig } from "../config/schema.ts";
+import { SecurityAssociationDatabase } from "../ipsec/sa.ts";
 import { ControlServer } from "../control/server.ts";
 import { Cleanup, waitForShutdown } from "../daemon/lifecycle.ts";
 import { logger, RateLimiter } from "../log.ts";
@@ -82,8 +94,9 @@ import {
   VM_DROP_COUNTERS,
 } from "./pseudo_home.ts";
 import { RouterAdvertiser } from "./router_advertiser.ts";
+import { acceptUnprotected, VmEsp } from "./esp_binding.ts";
 import { SequenceReservation, storedSequence } from "./sequence_reservation.ts";
-import { MnSignaling, type Received } from "./signaling.ts";
+import { type BuSend, MnSignaling, type Received } from "./signaling.ts";
 
 const log = logger("mn");
 
@@ -135,6 +148,8 @@ interface VmRuntime {
   ra: RouterAdvertiser;
   /** What is on disk of the VM's sequence (a reservation ahead of it). */
   seqStore: SequenceReservation;
+  /** The VM's ESP SAs (RFC 4877 §4), null when none is configured (unauthenticated). */
+  esp: VmEsp | null;
   /** The VM is on its home link (this host is its home host, or it came back). */
   home: boolean;
   active: boolean;
@@ -211,6 +226,21 @@ class MnDaemon {
   raErrors = 0;
   /** Sequence reservations written to the state directory. */
   seqWrites = 0;
+  /** Every VM's ESP SAs; the signaling's receive side unprotects with it. */
+  readonly sad = new SecurityAssociationDatabase();
+  /** ESP decisions of the daemon (the receive side's refusals are the signaling's counters). */
+  readonly espCounters = {
+    /** Unprotected BAs dropped for a VM with ESP (RFC 4877 §4). */
+    esp_unprotected_ba: 0,
+    /** BUs refused: the SA ran out of Sequence Numbers (RFC 4303 §3.3.3, rekey needed). */
+    esp_exhausted: 0,
+    /** BUs refused: the SA was released to another host, or its state is unknown here. */
+    esp_no_state: 0,
+    /** BUs refused: the ESP sequence reservation could not be written. */
+    esp_persist_errors: 0,
+    /** ESP states from a handover that could not be imported. */
+    esp_import_errors: 0,
+  };
 
   private constructor(readonly config: MnConfig, readonly cleanup: Cleanup) {
     this.store = new StateStore(config.stateDir);
@@ -266,7 +296,8 @@ class MnDaemon {
       if (tapMac === vm.routerMac || tapMac === vm.vmMac) tap.setMac(randomMac());
       if (vm.bridge !== undefined) rtnl.setMaster(tap.name, vm.bridge);
       const stateName = stateNameFor(vm.homeAddress);
-      const stored = this.#readSequence(vm.homeAddress, stateName);
+      const file = this.#readState(vm.homeAddress, stateName);
+      const stored = file.sequence;
       let lastSequence: number;
       let sequenceKnown = true;
       if (stored !== null) {
@@ -290,6 +321,29 @@ class MnDaemon {
       });
       const home = inPrefix(this.careOf, vm.homeAddress, vm.prefixLength);
       tap.setUp(!home);
+      let esp: VmEsp | null = null;
+      if (vm.esp !== undefined) {
+        esp = new VmEsp(this.sad, vm.esp, { homeAddress: vm.homeAddress, homeAgent: c.homeAgent }, {
+          stored: file.raw,
+          corrupt: file.corrupt,
+          standby: c.standby,
+        });
+        for (const note of esp.notes) log.info("{hoa}: {note}", { hoa: vm.homeAddress, note });
+        log.info("{hoa}: BUs and BAs ESP-protected (SPI {bu} out, {ba} in, {alg}); {state}", {
+          hoa: vm.homeAddress,
+          bu: esp.bu.spi,
+          ba: esp.ba.spi,
+          alg: esp.bu.algorithm,
+          state: esp.status().state,
+        });
+      } else {
+        log.warning(
+          "{hoa}: no ESP configured: its Binding Updates and Acknowledgements are " +
+            "unauthenticated (RFC 4877 §4); anyone on the path can forge a BA or redirect the " +
+            "binding. Configure vms[].esp in --config.",
+          { hoa: vm.homeAddress },
+        );
+      }
       this.vms.push({
         index,
         vm,
@@ -302,6 +356,7 @@ class MnDaemon {
           maxIntervalMs: ctx.maxRtrAdvIntervalS * 1000,
         }),
         seqStore: new SequenceReservation(stored),
+        esp,
         home,
         active: false,
         homeNaTimer: undefined,
@@ -309,7 +364,12 @@ class MnDaemon {
       });
     }
 
-    this.signaling = new MnSignaling(c.homeAgent, c.interface, (m) => this.#onReceived(m));
+    this.signaling = new MnSignaling(
+      c.homeAgent,
+      c.interface,
+      (m) => this.#onReceived(m),
+      this.sad,
+    );
     this.cleanup.defer("close signaling sockets", () => this.signaling.close());
 
     // The pseudo home network's drop reasons next to the data path's own counters (the data
@@ -372,11 +432,16 @@ class MnDaemon {
   }
 
   /**
-   * The sequence to continue after, from the VM's state file; null when there is none or it
-   * is unreadable/corrupt. A corrupt file is logged loudly but does not stop the daemon: a
-   * random start then resynchronises through status 135 (RFC 6275 §11.7.1).
+   * The VM's state file: the sequence to continue after (null when there is none or it is
+   * unreadable/corrupt), the raw contents (ESP state) and whether it was unusable. A corrupt
+   * file is logged loudly but does not stop the daemon: a random start then resynchronises
+   * through status 135 (RFC 6275 §11.7.1); an ESP SA then waits for a handover (its counter is
+   * unknown).
    */
-  #readSequence(homeAddress: string, stateName: string): number | null {
+  #readState(
+    homeAddress: string,
+    stateName: string,
+  ): { sequence: number | null; raw: unknown; corrupt: boolean } {
     let stored: unknown;
     try {
       stored = this.store.read(stateName);
@@ -386,18 +451,53 @@ class MnDaemon {
           "home agent's status 135 will resynchronise it",
         { hoa: homeAddress, error: (e as Error).message },
       );
-      return null;
+      return { sequence: null, raw: undefined, corrupt: true };
     }
-    if (stored === undefined) return null;
+    if (stored === undefined) return { sequence: null, raw: undefined, corrupt: false };
     const seq = storedSequence(stored);
-    if (seq === null) {
+    // A file written for the ESP state alone (an export before any BU) has no sequence yet.
+    const noSequenceYet = typeof stored === "object" && stored !== null &&
+      !("sequence" in stored) && "esp" in stored;
+    if (seq === null && !noSequenceYet) {
       log.error(
         "{hoa}: state file {name} in {dir} has no valid sequence; starting from a random " +
           "sequence number, the home agent's status 135 will resynchronise it",
         { hoa: homeAddress, name: stateName, dir: this.config.stateDir },
       );
     }
-    return seq;
+    return { sequence: seq, raw: stored, corrupt: false };
+  }
+
+  /**
+   * Writes the VM's state file: the BU sequence reservation (`bu`, else what is on disk) and
+   * the ESP state (`esp_binding.ts`; `espReserve`: a new ESP sequence reservation).
+   * Synchronous and fsync'd; false (logged, rate-limited) when it failed.
+   */
+  #writeState(r: VmRuntime, bu: number | null = null, espReserve: number | null = null): boolean {
+    const sequence = bu ?? r.seqStore.reserved;
+    const esp = r.esp?.persisted(espReserve);
+    const value: Record<string, unknown> = { homeAddress: r.vm.homeAddress };
+    if (sequence !== null) {
+      value.sequence = sequence;
+      value.reservedAhead = true;
+    }
+    if (esp !== undefined) value.esp = esp;
+    value.updated = new Date().toISOString();
+    try {
+      this.store.write(r.stateName, value);
+    } catch (e) {
+      if (this.rl.allow("persist", Date.now())) {
+        log.error("cannot persist the state of {hoa} in {dir}: {error}", {
+          hoa: r.vm.homeAddress,
+          dir: this.config.stateDir,
+          error: (e as Error).message,
+        });
+      }
+      return false;
+    }
+    if (bu !== null) r.seqStore.committed(bu);
+    if (esp !== undefined) r.esp!.committed(esp.sas[0].sequence ?? 0);
+    return true;
   }
 
   async #detectCareOf(rtnl: Rtnetlink, ifindex: number, waitMs: number): Promise<string> {
@@ -426,6 +526,10 @@ class MnDaemon {
     for (const a of actions) {
       switch (a.type) {
         case "sendBu": {
+          if (r.esp !== null) {
+            this.#sendProtectedBu(r, r.esp, a);
+            break;
+          }
           const err = this.signaling.sendBu(a);
           r.lastEventAt.buSent = Date.now();
           if (err !== null) {
@@ -451,23 +555,7 @@ class MnDaemon {
           // Write-ahead, once per SEQUENCE_RESERVE BUs (sequence_reservation.ts).
           const value = r.seqStore.toPersist(a.sequence);
           if (value === null) break;
-          try {
-            this.store.write(r.stateName, {
-              homeAddress: r.vm.homeAddress,
-              sequence: value,
-              reservedAhead: true,
-              updated: new Date().toISOString(),
-            });
-            r.seqStore.committed(value);
-            this.seqWrites++;
-          } catch (e) {
-            if (this.rl.allow("persist", Date.now())) {
-              log.error("cannot persist sequence in {dir}: {error}", {
-                dir: this.config.stateDir,
-                error: (e as Error).message,
-              });
-            }
-          }
+          if (this.#writeState(r, value)) this.seqWrites++;
           break;
         }
         case "state":
@@ -489,6 +577,73 @@ class MnDaemon {
         }
       }
     }
+  }
+
+  /**
+   * A BU under the VM's ESP SA (RFC 4877 §4): refused while the SA is not ours (released,
+   * state unknown) or exhausted; the ESP sequence reservation is written first when the next
+   * Sequence Number is beyond it (never sent without being on disk: AES-GCM nonces). The
+   * Sequence Number is taken now, synchronously; the packet leaves when sealed.
+   */
+  #sendProtectedBu(r: VmRuntime, esp: VmEsp, a: BuSend): void {
+    const hoa = r.vm.homeAddress;
+    const v = esp.beforeSend();
+    if (!v.ok) {
+      if (v.why === "exhausted") this.espCounters.esp_exhausted++;
+      else this.espCounters.esp_no_state++;
+      if (this.rl.allow(`esp-refused-${r.index}`, Date.now())) {
+        log.error("{hoa}: BU seq {seq} not sent: {msg}", {
+          hoa,
+          seq: a.bu.sequence,
+          msg: v.message,
+        });
+      }
+      return;
+    }
+    if (v.persist !== null) {
+      if (!this.#writeState(r, null, v.persist)) {
+        this.espCounters.esp_persist_errors++;
+        if (this.rl.allow(`esp-persist-${r.index}`, Date.now())) {
+          log.error(
+            "{hoa}: BU seq {seq} not sent: the ESP sequence reservation could not be written " +
+              "(a crash would reuse ESP sequence numbers, with AES-GCM its nonces)",
+            { hoa, seq: a.bu.sequence },
+          );
+        }
+        return;
+      }
+      this.seqWrites++;
+    }
+    r.lastEventAt.buSent = Date.now();
+    const gen = v.generation;
+    this.signaling.sendProtectedBu(a, esp.bu, () => esp.generation === gen).then((res) => {
+      if (res.ok) {
+        log.debug("{hoa}: BU seq {seq} (ESP {spi} seq {esp}) lifetime {lt} care-of {coa}{home}", {
+          hoa,
+          seq: a.bu.sequence,
+          spi: esp.bu.spi,
+          esp: res.espSequence,
+          lt: a.bu.lifetime * 4,
+          coa: a.careOf,
+          home: a.atHome ? " (from home)" : "",
+        });
+        return;
+      }
+      if (res.released) return;
+      if (res.exhausted) {
+        esp.markExhausted();
+        this.espCounters.esp_exhausted++;
+        log.error("{hoa}: {error}: rekey needed", { hoa, error: res.error });
+        return;
+      }
+      if (this.rl.allow(`send-${r.index}`, Date.now())) {
+        log.warning("{hoa}: sending BU seq {seq} failed: {error}", {
+          hoa,
+          seq: a.bu.sequence,
+          error: res.error,
+        });
+      }
+    });
   }
 
   #onState(r: VmRuntime, from: BulState, to: BulState): void {
@@ -618,6 +773,20 @@ class MnDaemon {
       }
       return;
     }
+    if (m.type !== "be" && m.esp === undefined && !acceptUnprotected(m.type, r.esp !== null)) {
+      // RFC 4877 §4: this VM's BAs must come ESP-protected.
+      this.espCounters.esp_unprotected_ba++;
+      if (this.rl.allow(`unprotected-${r.index}`, Date.now())) {
+        const sup = this.rl.suppressed(`unprotected-${r.index}`);
+        log.warning("{hoa}: dropped an unprotected BA (seq {seq}) from {src}: ESP required{sup}", {
+          hoa,
+          seq: m.type === "ba" ? m.ba.sequence : 0,
+          src: m.src,
+          sup: sup > 0 ? ` (${sup} similar suppressed)` : "",
+        });
+      }
+      return;
+    }
     if (m.type === "ba") r.lastEventAt.baReceived = Date.now();
     this.#event(r, m);
   }
@@ -657,6 +826,8 @@ class MnDaemon {
         lastBuSent: r.lastEventAt.buSent ?? null,
         lastBaReceived: r.lastEventAt.baReceived ?? null,
         lastRegistered: r.lastEventAt.registered ?? null,
+        // ESP (RFC 4877 §4): null = unauthenticated signaling.
+        esp: r.esp?.status() ?? null,
         counters: r.entry.counters,
         history: r.entry.history.slice(-8).map((h) => ({
           ...h,
@@ -669,6 +840,7 @@ class MnDaemon {
         ra_sent: this.raSent,
         ra_errors: this.raErrors,
         sequence_writes: this.seqWrites,
+        ...this.espCounters,
         ...this.datapath.counters(),
       },
     };
@@ -692,6 +864,7 @@ class MnDaemon {
       }
     }
     const sequences = new Map<string, { sequence: number; registered?: boolean }>();
+    const espStates = new Map<string, unknown>();
     if (Array.isArray(args.bindings)) {
       for (const b of args.bindings) {
         if (isRecord(b) && typeof b.homeAddress === "string" && Number.isInteger(b.sequence)) {
@@ -699,6 +872,9 @@ class MnDaemon {
             sequence: b.sequence as number,
             registered: typeof b.registered === "boolean" ? b.registered : undefined,
           });
+        }
+        if (isRecord(b) && typeof b.homeAddress === "string" && b.esp !== undefined) {
+          espStates.set(canonicalIPv6(b.homeAddress), b.esp);
         }
       }
     }
@@ -712,6 +888,7 @@ class MnDaemon {
       log.info("care-of address is now {coa}", { coa: careOf });
     }
     for (const r of targets) {
+      if (r.esp !== null) this.#importEsp(r, r.esp, espStates.get(r.vm.homeAddress));
       const handed = sequences.get(r.vm.homeAddress) ??
         (args.sequence === undefined ? undefined : { sequence: args.sequence as number });
       const seq = handed === undefined
@@ -733,6 +910,32 @@ class MnDaemon {
     return this.status();
   }
 
+  /**
+   * ESP state from the previous host (`export`'s `esp`): imported never backwards; the SA is
+   * ours afterwards. Without state an SA that is not ours stays refused (logged).
+   */
+  #importEsp(r: VmRuntime, esp: VmEsp, states: unknown): void {
+    const before = esp.bu.lastSequence;
+    const owned = () => esp.ownership === "owned";
+    const wasOwned = owned();
+    const errors = esp.importState(states);
+    // Ours again: durable at once, so a crash before the next reservation does not leave a
+    // "released" file behind that would refuse to send after the restart.
+    if (!wasOwned && owned()) this.#writeState(r);
+    if (errors.length > 0) {
+      this.espCounters.esp_import_errors++;
+      for (const e of errors) log.error("{hoa}: {error}", { hoa: r.vm.homeAddress, error: e });
+    }
+    if (states !== undefined && owned()) {
+      log.info("{hoa}: ESP state handed over: SA {spi} continues after {seq} (was {before})", {
+        hoa: r.vm.homeAddress,
+        spi: esp.bu.spi,
+        seq: esp.bu.lastSequence,
+        before,
+      });
+    }
+  }
+
   #returnHome(r: VmRuntime, seq: { sequence?: number; bindingExists?: boolean }): void {
     r.home = true;
     this.#setActive(r, false);
@@ -750,17 +953,25 @@ class MnDaemon {
     const targets = this.#targets(args);
     // `registered`: whether the HA holds a binding the next host takes over (its first BU
     // then waits 1 s for the BA; without one the HA may run DAD first: 1.5 s).
-    const bindings = targets.map((r) => ({
-      homeAddress: r.vm.homeAddress,
-      sequence: r.entry.sequence,
-      registered: r.entry.state === "registered" || r.entry.state === "registering" ||
-        r.entry.state === "failed",
-    }));
+    const bindings = targets.map((r) => {
+      const b: Record<string, unknown> = {
+        homeAddress: r.vm.homeAddress,
+        sequence: r.entry.sequence,
+        registered: r.entry.state === "registered" || r.entry.state === "registering" ||
+          r.entry.state === "failed",
+      };
+      // The SAs' counter and window go with the VM (RFC 4877 §4 SAs are per home address);
+      // released here, so this host never sends with that SA again.
+      if (r.esp !== null) b.esp = r.esp.exportState(release);
+      return b;
+    });
     if (release) {
       for (const r of targets) {
         this.#event(r, { type: "release", reason: "exported: the VM left this host" });
         this.#setActive(r, false);
         r.tap.setUp(false);
+        // The release is durable: a restart of this daemon does not take the SA back.
+        if (r.esp !== null) this.#writeState(r);
       }
     }
     return { bindings };
@@ -804,6 +1015,8 @@ class MnDaemon {
     for (const r of this.vms) {
       clearTimeout(r.homeNaTimer);
       r.ra.stop();
+      // The inbound replay window as it is now (the counter's reservation is on disk already).
+      if (r.esp !== null) this.#writeState(r);
     }
   }
 }

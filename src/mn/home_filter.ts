@@ -4,7 +4,8 @@
  * §11.5.4). That socket is promiscuous and bound to every EtherType, so without a filter every
  * frame on the home link would be copied to the daemon's main thread; with it the kernel only
  * queues IPv6 frames whose source is the home agent and whose next header is the Mobility
- * Header or a routing header — the BA the daemon waits for. Userland still checks everything
+ * Header, a routing header or ESP (the BA protected per RFC 4877 §4) — the BA the daemon
+ * waits for. Userland still checks everything
  * (`peekHomeFrame`), so the filter is an optimisation, not a trust boundary.
  *
  * @module
@@ -37,15 +38,15 @@ export const BPF_OP = {
 const ACCEPT_LEN = 0x40000;
 
 /**
- * The program: EtherType 0x86dd, IPv6 source == `homeAgent` (16 bytes), next header MH (135)
- * or Routing (43) → accept; else drop. Instructions in host byte order, ready for
+ * The program: EtherType 0x86dd, IPv6 source == `homeAgent` (16 bytes), next header MH (135),
+ * Routing (43) or ESP (50) → accept; else drop. Instructions in host byte order, ready for
  * `PacketSocket.attachFilter`.
  */
 export function homeLinkFilter(homeAgent: Uint8Array): Uint8Array {
   if (homeAgent.length !== 16) throw new TypeError("homeAgent must be 16 bytes");
   const insns: Array<[number, number, number, number]> = [];
-  const DROP = 13;
-  const ACCEPT = 14;
+  const DROP = 14;
+  const ACCEPT = 15;
   const jf = (to: number) => to - (insns.length + 1);
   insns.push([BPF_OP.LD_H_ABS, 0, 0, 12]); // EtherType
   insns.push([BPF_OP.JEQ_K, 0, jf(DROP), 0x86dd]);
@@ -57,7 +58,8 @@ export function homeLinkFilter(homeAgent: Uint8Array): Uint8Array {
   }
   insns.push([BPF_OP.LD_B_ABS, 0, 0, 14 + 6]); // next header
   insns.push([BPF_OP.JEQ_K, jf(ACCEPT), 0, 135]);
-  insns.push([BPF_OP.JEQ_K, jf(ACCEPT), jf(DROP), 43]);
+  insns.push([BPF_OP.JEQ_K, jf(ACCEPT), 0, 43]);
+  insns.push([BPF_OP.JEQ_K, jf(ACCEPT), jf(DROP), 50]);
   insns.push([BPF_OP.RET_K, 0, 0, 0]); // DROP
   insns.push([BPF_OP.RET_K, 0, 0, ACCEPT_LEN]); // ACCEPT
   if (insns.length !== ACCEPT + 1) throw new Error("homeLinkFilter: jump targets out of date");

@@ -71,6 +71,9 @@ Deno.test("homeLinkFilter: accepts MH and routing headers from the HA, drops the
   const rh = f.slice();
   rh[20] = 43;
   assert.ok(runBpf(prog, rh) > 0);
+  const esp = f.slice();
+  esp[20] = 50;
+  assert.ok(runBpf(prog, esp) > 0, "ESP (a protected BA, RFC 4877 §4) passes");
   const udp = f.slice();
   udp[20] = 17;
   assert.equal(runBpf(prog, udp), 0);
@@ -86,14 +89,14 @@ Deno.test("homeLinkFilter: accepts MH and routing headers from the HA, drops the
   assert.throws(() => homeLinkFilter(new Uint8Array(4)), TypeError);
 });
 
-Deno.test("homeLinkFilter: fast-check, accept iff IPv6 + source HA + next header 135/43", () => {
+Deno.test("homeLinkFilter: fast-check, accept iff IPv6 + source HA + next header 135/43/50", () => {
   const haBytes = parseIPv6(HA);
   const prog = homeLinkFilter(haBytes);
   fc.assert(
     fc.property(
       fc.uint8Array({ minLength: 0, maxLength: 60 }),
       fc.boolean(),
-      fc.constantFrom(135, 43, 17, 58, 60),
+      fc.constantFrom(135, 43, 50, 17, 58, 60),
       (bytes, fromHa, nh) => {
         const f = new Uint8Array(Math.max(bytes.length, 54));
         f.set(bytes);
@@ -103,7 +106,7 @@ Deno.test("homeLinkFilter: fast-check, accept iff IPv6 + source HA + next header
         f[20] = nh;
         const cut = f.subarray(0, bytes.length % 2 === 0 ? bytes.length : 54);
         // The last load reads bytes 34..37: a shorter frame fails a load, which drops it.
-        const want = cut.length >= 38 && (nh === 135 || nh === 43) &&
+        const want = cut.length >= 38 && (nh === 135 || nh === 43 || nh === 50) &&
           cut.subarray(22, 38).every((b, i) => b === haBytes[i]);
         assert.equal(runBpf(prog, cut) > 0, want);
       },

@@ -55,7 +55,7 @@ async function collect(ps: PacketSocket, ms: number): Promise<number[]> {
 }
 
 Deno.test({
-  name: "home-link BPF filter in the kernel: only MH/RH frames from the HA reach the socket",
+  name: "home-link BPF filter in the kernel: only MH/RH/ESP frames from the HA reach the socket",
   ignore: needs(["ip"], { root: true }),
   async fn() {
     await using lab = new Lab();
@@ -80,8 +80,10 @@ Deno.test({
     arp[12] = 0x08;
     arp[13] = 0x06;
     tx.send(arp); // not IPv6: dropped
-    assert.deepEqual((await collect(all, 1500)).sort(), [1, 2, 3, 4, 5]);
-    assert.deepEqual((await collect(filtered, 500)).sort(), [1, 5]);
+    tx.send(frame(HA, 50, 7)); // ESP from the HA (a protected BA, RFC 4877 §4): passes
+    tx.send(frame("2001:db8:2000::2", 50, 8)); // ESP from another host: dropped
+    assert.deepEqual((await collect(all, 1500)).sort(), [1, 2, 3, 4, 5, 7, 8]);
+    assert.deepEqual((await collect(filtered, 500)).sort(), [1, 5, 7]);
     assert.throws(() => filtered.attachFilter(new Uint8Array(7)), RangeError);
   },
 });

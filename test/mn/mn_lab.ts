@@ -16,6 +16,7 @@ import assert from "node:assert/strict";
 import { controlRequest } from "../../src/control/client.ts";
 import { Lab, type LabProcess, type Netns } from "../helpers/netns.ts";
 import { PYTHON } from "../helpers/env.ts";
+import type { EspPairConfig } from "../../src/ipsec/config.ts";
 
 export const HOA = "2001:db8:2000::10";
 export const HA = "2001:db8:2000::1";
@@ -23,6 +24,54 @@ export const COA = "2001:db8:3000::3";
 export const VM_MAC = "52:54:00:00:00:10";
 export const ROUTER_MAC = "02:aa:00:00:00:01";
 export const REPO = new URL("../../", import.meta.url).pathname;
+
+/**
+ * The VM's ESP SAs for the ESP tests (RFC 4877 §4): BUs under AES-GCM-128 (the algorithm
+ * whose nonce must never repeat), BAs under AES-CBC + HMAC-SHA-256-128.
+ */
+export const ESP_PAIR: EspPairConfig = {
+  bu: {
+    spi: 0x4b4d0101,
+    algorithm: "aes-gcm-128",
+    key: "3d1f0e2c4b5a69788796a5b4c3d2e1f0" + "c0ffee01",
+  },
+  ba: {
+    spi: 0x4b4d0102,
+    algorithm: "aes-cbc-hmac-sha256",
+    key: "2b7e151628aed2a6abf7158809cf4f3c",
+    authKey: "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+  },
+};
+
+const TSHARK_ENCRYPTION: Record<string, string> = {
+  "aes-gcm-128": "AES-GCM with 16 octet ICV [RFC4106]",
+  "aes-gcm-256": "AES-GCM with 16 octet ICV [RFC4106]",
+  "aes-cbc-hmac-sha256": "AES-CBC [RFC3602]",
+  "null-hmac-sha256": "NULL",
+};
+
+/**
+ * tshark options decrypting and authenticating both SAs of `pair` (Wireshark 4.0 `uat:esp_sa`
+ * fields as in test/ipsec/esp_oracle.ts: protocol, source, destination, SPI, encryption, key,
+ * authentication, authentication key; addresses wildcarded).
+ */
+export function tsharkEspArgs(pair: EspPairConfig): string[] {
+  const args = [
+    "-o",
+    "esp.enable_encryption_decode:TRUE",
+    "-o",
+    "esp.enable_authentication_check:TRUE",
+  ];
+  for (const c of [pair.bu, pair.ba]) {
+    const spi = `0x${c.spi.toString(16).padStart(8, "0")}`;
+    const key = c.key === "" ? "" : `0x${c.key}`;
+    const auth = c.authKey === undefined ? "NULL" : "HMAC-SHA-256-128 [RFC4868]";
+    const authKey = c.authKey === undefined ? "" : `0x${c.authKey}`;
+    const fields = ["IPv6", "*", "*", spi, TSHARK_ENCRYPTION[c.algorithm], key, auth, authKey];
+    args.push("-o", `uat:esp_sa:${fields.map((f) => `"${f}"`).join(",")}`);
+  }
+  return args;
+}
 
 /** A binding as `status` reports it. */
 export interface BindingStatus {
@@ -113,6 +162,47 @@ export class ForeignHost {
     ], opts.env === undefined ? {} : { env: opts.env });
   }
 
+  /**
+   * `kagemusha mn --config FILE` in the host namespace: the standard VM as a `vms` entry (the
+   * only place ESP keys are accepted) with `esp` (null: none), plus `extra` flags.
+   */
+  startDaemonWithEsp(
+    esp: EspPairConfig | null = ESP_PAIR,
+    extra: string[] = [],
+  ): LabProcess {
+    const cfg = `${this.dir}/mn-esp.json`;
+    const vm: Record<string, unknown> = {
+      homeAddress: `${HOA}/64`,
+      vmMac: VM_MAC,
+      routerMac: ROUTER_MAC,
+      tap: "kgtap0",
+      bridge: "kgbr0",
+    };
+    if (esp !== null) vm.esp = esp;
+    Deno.writeTextFileSync(
+      cfg,
+      JSON.stringify({
+        interface: "eth0",
+        homeAgent: HA,
+        lifetime: 60,
+        control: this.control,
+        stateDir: this.stateDir,
+        logLevel: "debug",
+        vms: [vm],
+      }),
+    );
+    return this.host.spawn([
+      Deno.execPath(),
+      "run",
+      "-A",
+      `${REPO}mod.ts`,
+      "mn",
+      "--config",
+      cfg,
+      ...extra,
+    ]);
+  }
+
   /** The scapy home agent in the ha namespace; resolves once it is sniffing. */
   async startScapyHa(args: string[] = []): Promise<ScapyHa> {
     const p = this.ha.spawn([
@@ -197,6 +287,10 @@ export interface ScapyEvent {
   altcoa?: string;
   checksum_ok?: boolean;
   status?: number;
+  /** ESP of a BU as scapy decrypted it; of a BA, its ESP sequence (null: unprotected). */
+  esp?: { spi: number; seq: number } | number | null;
+  /** Why scapy could not decrypt an ESP BU. */
+  error?: string;
   /** Capture time of a BU (seconds since the epoch, scapy's clock). */
   t?: number;
   /** Test-side arrival time (ms since the epoch, when first seen). */

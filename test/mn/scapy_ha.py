@@ -8,10 +8,17 @@ verifies the MH checksum by hand over the home address (sec. 6.1.1), and answers
 Binding Acknowledgement carrying a type 2 routing header (scapy builds the packet; the
 checksum, over the HoA as final destination, is computed here: sec. 6.1.1 / RFC 8200 sec. 8.1).
 
+With --esp (RFC 4877 sec. 4) the BUs arrive as IPv6 | DestOpts(HAO) | ESP | MH (or IPv6 | ESP |
+MH from home): scapy's own ESP (scapy.layers.ipsec.SecurityAssociation) decrypts them with the
+"bu" SA, the decrypted packet is re-parsed (IPv6(raw(dec)), DESIGN.md) and decoded by hand as
+above; BAs are built in the clear as above and encrypted by scapy in transport mode with the
+"ba" SA (ESP after the type 2 routing header).
+
 Every BU seen and every message sent is printed as one JSON line on stdout:
   {"event": "bu", "src", "dst", "hoa", "seq", "flags": {"A","H","L","K"}, "lifetime",
-   "altcoa", "checksum_ok", "t" (capture time, seconds)}
-  {"event": "ba", "dst", "hoa", "seq", "status", "lifetime"}
+   "altcoa", "checksum_ok", "t" (capture time, seconds), "esp": {"spi", "seq"} | null}
+  {"event": "esp_error", "error"}      (an ESP BU scapy could not decrypt)
+  {"event": "ba", "dst", "hoa", "seq", "status", "lifetime", "esp": ESP seq | null}
   {"event": "brr", "dst", "hoa"}
   {"event": "na", "src", "dst", "target", "R", "S", "O", "tlla", "ethsrc", "ethdst"}
 
@@ -26,6 +33,11 @@ Options:
   --brr-after S               S seconds after the first accepted registration, send a Binding
                               Refresh Request (sec. 6.1.2) to the HoA via the CoA with RH2
   --duration S                exit after S seconds (default 120)
+  --esp JSON                  {"bu": SA, "ba": SA}, each {spi, algorithm, key, authKey?} in
+                              Kagemusha's vocabulary (src/ipsec/config.ts): decrypt ESP BUs,
+                              protect every BA
+  --plain-ba N                with --esp: answer the first N BUs with an unprotected BA
+  --replay-ba                 with --esp: send every protected BA twice (the same bytes)
 """
 
 import argparse
@@ -38,6 +50,7 @@ import time
 
 from scapy.all import Ether, conf, get_if_hwaddr, sendp, sniff, raw
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrRouting, MIP6MH_BA, MIP6MH_BRR
+from scapy.layers.ipsec import ESP, SecurityAssociation
 
 conf.verb = 0
 
@@ -67,11 +80,53 @@ def ntop(b):
     return socket.inet_ntop(socket.AF_INET6, bytes(b))
 
 
-def decode_bu(pkt):
+def make_sa(sa):
+    """scapy's SA for one of Kagemusha's SA configurations (as test/ipsec/scapy_esp.py)."""
+    key = bytes.fromhex(sa["key"])
+    auth = bytes.fromhex(sa.get("authKey", ""))
+    alg = sa["algorithm"]
+    if alg.startswith("aes-gcm"):
+        return SecurityAssociation(ESP, spi=sa["spi"], crypt_algo="AES-GCM", crypt_key=key,
+                                   auth_algo="NULL")
+    if alg == "aes-cbc-hmac-sha256":
+        return SecurityAssociation(ESP, spi=sa["spi"], crypt_algo="AES-CBC", crypt_key=key,
+                                   auth_algo="SHA2-256-128", auth_key=auth)
+    if alg == "null-hmac-sha256":
+        return SecurityAssociation(ESP, spi=sa["spi"], crypt_algo="NULL", crypt_key=None,
+                                   auth_algo="SHA2-256-128", auth_key=auth)
+    raise ValueError(alg)
+
+
+def esp_offset(b):
+    """Offset of the ESP header in IPv6 bytes b (after HBH/DestOpts/Routing), or None."""
+    if len(b) < 40 or b[0] >> 4 != 6:
+        return None
+    nh, off = b[6], 40
+    while nh in (0, 60, 43):
+        if off + 8 > len(b):
+            return None
+        nh, off = b[off], off + (b[off + 1] + 1) * 8
+    return off if nh == 50 else None
+
+
+def decrypt_bu(pkt, sa):
+    """The sniffed ESP BU decrypted by scapy, as plain IPv6 bytes (HAO kept), and its ESP
+    SPI/sequence; raises on a failed ICV."""
+    ip = pkt[IPv6]
+    esp = ip[ESP]
+    info = {"spi": esp.spi, "seq": esp.seq}
+    dec = sa.decrypt(ip)
+    # scapy guesses the payload class from the IPv6 header, not from the Destination Options
+    # header that now names the MH: re-parse the reassembled bytes (DESIGN.md).
+    return bytes(raw(IPv6(raw(dec)))), info
+
+
+def decode_bu(pkt, b=None):
     """Hand decoding of IPv6 + DestOpts(HAO) + MH BU from raw bytes; None if not such a BU."""
     if Ether not in pkt:
         return None
-    b = bytes(pkt[Ether].payload)
+    if b is None:
+        b = bytes(pkt[Ether].payload)
     if len(b) < 40 or b[0] >> 4 != 6:
         return None
     src, dst, nh = ntop(b[8:24]), ntop(b[24:40]), b[6]
@@ -178,12 +233,23 @@ def main():
     ap.add_argument("--duration", type=float, default=120)
     ap.add_argument("--home-mac", help="Ethernet destination of BAs to a BU sent from home")
     ap.add_argument("--watch-na", help="also report Neighbor Advertisements for this target")
+    ap.add_argument("--esp", help='{"bu": SA, "ba": SA} (JSON)')
+    ap.add_argument("--plain-ba", type=int, default=0)
+    ap.add_argument("--replay-ba", action="store_true")
     a = ap.parse_args()
     mymac = get_if_hwaddr(a.iface)
     state = {"n": 0, "brr_sent": False}
+    esp_cfg = json.loads(a.esp) if a.esp else None
+    bu_sa = make_sa(esp_cfg["bu"]) if esp_cfg else None
+    ba_sa = make_sa(esp_cfg["ba"]) if esp_cfg else None
 
     def send_ip(ipbytes, dstmac):
         sendp(Ether(src=mymac, dst=dstmac, type=0x86DD) / ipbytes, iface=a.iface)
+
+    def protect(ipbytes):
+        """The plain BA packet encrypted by scapy in transport mode; its ESP sequence."""
+        enc = ba_sa.encrypt(IPv6(ipbytes))
+        return bytes(raw(enc)), enc[ESP].seq
 
     def handle(pkt):
         if a.watch_na:
@@ -191,9 +257,21 @@ def main():
             if na is not None and na["target"] == a.watch_na:
                 out(na)
                 return
-        bu = decode_bu(pkt)
+        esp = None
+        if Ether in pkt and esp_offset(bytes(pkt[Ether].payload)) is not None:
+            if bu_sa is None or IPv6 not in pkt or pkt[IPv6].dst != a.ha:
+                return
+            try:
+                plain, esp = decrypt_bu(pkt, bu_sa)
+            except Exception as e:  # integrity failure, unknown SPI, bad padding
+                out({"event": "esp_error", "error": "%s: %s" % (type(e).__name__, e)})
+                return
+            bu = decode_bu(pkt, plain)
+        else:
+            bu = decode_bu(pkt)
         if bu is None or bu["dst"] != a.ha:
             return
+        bu["esp"] = esp
         mac = bu.pop("_mac")
         out(bu)
         state["n"] += 1
@@ -214,16 +292,23 @@ def main():
             b = bytearray(raw(IPv6(src=a.ha, dst=bu["hoa"], hlim=64) / ba))
             b[44:46] = b"\0\0"
             b[44:46] = struct.pack("!H", mh_checksum(a.ha, bu["hoa"], bytes(b[40:])))
-            send_ip(bytes(b), a.home_mac)
+            ipbytes, dstmac = bytes(b), a.home_mac
         else:
-            send_ip(with_rh2(a.ha, bu["src"], bu["hoa"], ba), mac)
+            ipbytes, dstmac = with_rh2(a.ha, bu["src"], bu["hoa"], ba), mac
+        esp_seq = None
+        if ba_sa is not None and state["n"] > a.silent + a.plain_ba:
+            ipbytes, esp_seq = protect(ipbytes)
+        send_ip(ipbytes, dstmac)
+        if esp_seq is not None and a.replay_ba:
+            send_ip(ipbytes, dstmac)
         out({"event": "ba", "dst": bu["src"], "hoa": bu["hoa"], "seq": seq, "status": status,
-             "lifetime": lifetime})
+             "lifetime": lifetime, "esp": esp_seq})
         if a.brr_after is not None and status < 128 and not state["brr_sent"] and bu["lifetime"] > 0:
             state["brr_sent"] = True
 
             def brr():
-                send_ip(with_rh2(a.ha, bu["src"], bu["hoa"], MIP6MH_BRR()), mac)
+                b = with_rh2(a.ha, bu["src"], bu["hoa"], MIP6MH_BRR())
+                send_ip(protect(b)[0] if ba_sa is not None else b, mac)
                 out({"event": "brr", "dst": bu["src"], "hoa": bu["hoa"]})
 
             threading.Timer(a.brr_after, brr).start()
