@@ -329,6 +329,8 @@ class MnDaemon {
           standby: c.standby,
         });
         for (const note of esp.notes) log.info("{hoa}: {note}", { hoa: vm.homeAddress, note });
+        // Import the WebCrypto keys now, not on the first BU after a move (a few ms).
+        await Promise.all([esp.bu.cryptoKeys(), esp.ba.cryptoKeys()]);
         log.info("{hoa}: BUs and BAs ESP-protected (SPI {bu} out, {ba} in, {alg}); {state}", {
           hoa: vm.homeAddress,
           bu: esp.bu.spi,
