@@ -408,3 +408,41 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "ESP: the last sequence number (2^32 - 1) is sent, then BUs are refused: 'rekey needed'",
+  ignore,
+  async fn() {
+    await using lab = new Lab();
+    await using fh = await ForeignHost.create(lab);
+    const ha = await fh.startScapyHa(ESP_ARG);
+    const mn = fh.startDaemonWithEsp(ESP_PAIR, ["--standby"]);
+    await mn.waitFor("mobile node ready", 20_000);
+    const last = 0xffffffff;
+    await controlRequest(fh.control, "handover", {
+      bindings: [{
+        homeAddress: HOA,
+        sequence: 100,
+        esp: [{ spi: ESP_PAIR.bu.spi, direction: "outbound", sequence: last - 1 }],
+      }],
+    });
+    await fh.waitBinding(mn, (b) => b.state === "registered");
+    assert.equal(espSeq(ha.bus()[0]), last, "scapy decrypted the last sequence number");
+    // The next BU would need sequence 2^32: without ESN the counter must not cycle.
+    await controlRequest(fh.control, "handover");
+    const deadline = Date.now() + 5000;
+    let esp = await espOf(fh);
+    while (esp.state !== "rekey needed" && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      esp = await espOf(fh);
+    }
+    assert.equal(esp.state, "rekey needed");
+    await controlRequest(fh.control, "handover");
+    await new Promise((r) => setTimeout(r, 300));
+    const c = (await fh.status()).counters;
+    assert.equal(c.esp_exhausted, 2, JSON.stringify(c));
+    assert.equal(ha.bus().length, 1, "nothing sent after the last sequence number");
+    assert.match(mn.stderr, /exhausted.*rekey needed/);
+    assert.equal((await mn.stop("SIGTERM")).code, 0, mn.stderr);
+  },
+});
