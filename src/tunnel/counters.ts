@@ -27,6 +27,8 @@
  *   before TCP/UDP, a GSO type never offered, bad headers), dropped;
  * - `tunnel_rx_coalesced`: decapsulated TCP segments merged into the previous one of their
  *   flow before the device write (each still counts in `tunnel_rx_packets`);
+ * - `tunnel_rx_nic_gro`: decapsulated TCP packets the receiving NIC's GRO had merged already
+ *   (partial checksum, segment size lost): passed on re-segmented for the minimum MTU;
  * - `vm_frames`: frames read from VM taps; `vm_replies`: ND/echo answers written back;
  *   `vm_too_big`: ICMPv6 Packet Too Big sent to a guest (RFC 2473 §7); `vm_dropped`: frames
  *   the pseudo home network dropped.
@@ -48,6 +50,7 @@ export const DATAPATH_COUNTERS = [
   "tunnel_tx_gso_split",
   "tunnel_tx_gso_dropped",
   "tunnel_rx_coalesced",
+  "tunnel_rx_nic_gro",
   "vm_frames",
   "vm_replies",
   "vm_too_big",

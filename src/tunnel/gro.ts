@@ -13,6 +13,18 @@
  * through unmerged and close their flow's open packet, so that no flow is reordered: packets
  * leave in the order of their first segment.
  *
+ * Packets the receiving NIC's GRO already merged. The tunnel arrives on a raw socket, and a
+ * kernel's GRO (`ip6ip6_gro_receive`, on by default on real NICs) merges consecutive tunnelled
+ * TCP segments before the socket sees them: the socket then hands over one inner packet of up
+ * to 64 KB whose TCP checksum field holds only the pseudo-header sum (`tcp6_gro_complete`),
+ * and the segment size is lost. Written to a device as it is, such a packet would be dropped
+ * (bad checksum, larger than any MTU) and the flow would stall. {@linkcode groMergedGso}
+ * recognises it (the field equals the folded pseudo-header sum and the whole checksum does not
+ * verify); it is passed on as GSO_TCPV6 + NEEDS_CSUM with segments of
+ * {@linkcode mergedSegmentSize} payload bytes — sized for the IPv6 minimum MTU (RFC 8200 §5),
+ * so that however the kernel re-segments it, every segment fits any path (TCP is a byte
+ * stream: segment boundaries carry no meaning) — or split here on a device without offloads.
+ *
  * Sans-I/O and allocation-free: the caller `add`s each packet of a batch (each in its own
  * buffer slot with room to grow), calls `finish`, then writes the units.
  *
@@ -28,6 +40,35 @@ const TCP_ACK = 0x10;
 const TCP_PSH = 0x08;
 /** Flows with an open packet at a time (a batch rarely holds more). */
 const OPEN_MAX = 8;
+/** The IPv6 minimum link MTU (RFC 8200 §5). */
+const MIN_MTU = 1280;
+
+/**
+ * Payload bytes per segment when a GRO-merged packet with a `tcpLen`-byte TCP header is split
+ * again: what fits the IPv6 minimum MTU (1220 without options, 1208 with timestamps).
+ */
+export function mergedSegmentSize(tcpLen: number): number {
+  return MIN_MTU - IP6_LEN - tcpLen;
+}
+
+/**
+ * Whether the IPv6 packet `m.u8[off, off + len)` is TCP that a receiving NIC's GRO merged
+ * (its checksum field holds the folded pseudo-header sum, CHECKSUM_PARTIAL, and the whole
+ * checksum does not verify; see the module doc). Returns the segment size to split it with
+ * ({@linkcode mergedSegmentSize}), or 0 for any other packet. Costs a 32-byte sum per TCP
+ * packet, a full checksum only when the field matches.
+ */
+export function groMergedGso(m: PacketMemory, off: number, len: number): number {
+  const b = m.u8;
+  if (len < IP6_LEN + 20 || b[off + 6] !== NH_TCP) return 0;
+  const t = off + IP6_LEN;
+  const tcpLen = (b[t + 12] >> 4) << 2;
+  if (tcpLen < 20 || IP6_LEN + tcpLen > len) return 0;
+  const ps = fold(pseudoSum(m, off, len - IP6_LEN, NH_TCP));
+  if (((b[t + 16] << 8) | b[t + 17]) !== ps) return 0;
+  if (transportChecksumOk(m, off, t, off + len, NH_TCP)) return 0;
+  return mergedSegmentSize(tcpLen);
+}
 
 /** Options of {@linkcode TcpCoalescer}. */
 export interface TcpCoalescerOptions {
@@ -49,6 +90,8 @@ export class TcpCoalescer {
   units = 0;
   /** Segments appended to another one in this batch. */
   merged = 0;
+  /** Packets of this batch a NIC's GRO had merged already (see {@linkcode groMergedGso}). */
+  premerged = 0;
   /** Per unit: offset of its IPv6 header. */
   readonly unitOffset: Int32Array;
   /** Per unit: IPv6 length (grows as segments are appended). */
@@ -89,6 +132,7 @@ export class TcpCoalescer {
   reset(): void {
     this.units = 0;
     this.merged = 0;
+    this.premerged = 0;
     this.#openCount = 0;
   }
 
@@ -103,12 +147,16 @@ export class TcpCoalescer {
     const isTcp = len >= IP6_LEN + 4 && b[off + 6] === NH_TCP;
     let candidate = false;
     let tcpLen = 0;
-    if (isTcp && len > IP6_LEN + 20) {
+    if (isTcp && len >= IP6_LEN + 20) {
       tcpLen = (b[off + IP6_LEN + 12] >> 4) << 2;
       const flags = b[off + IP6_LEN + 13];
       candidate = tcpLen >= 20 && IP6_LEN + tcpLen < len &&
         (flags === TCP_ACK || flags === (TCP_ACK | TCP_PSH));
     }
+    // A packet a NIC's GRO merged carries only a partial checksum: never append to it or
+    // append it; it leaves as a GSO packet of its own.
+    const premergedGso = isTcp ? groMergedGso(this.#m, off, len) : 0;
+    if (premergedGso > 0) candidate = false;
     let fi = -1;
     if (isTcp) {
       for (let j = 0; j < this.#openCount; j++) {
@@ -132,6 +180,9 @@ export class TcpCoalescer {
     this.unitSegments[u] = 1;
     this.unitTag[u] = tag;
     this.unitBytes[u] = len;
+    this.#hdr[u] = IP6_LEN + tcpLen;
+    this.#gso[u] = -premergedGso; // negative: a NIC-merged packet (finish() tells them apart)
+    if (premergedGso > 0) this.premerged++;
     if (candidate && (b[off + IP6_LEN + 13] & TCP_PSH) === 0) {
       const t = off + IP6_LEN;
       const seq = ((b[t + 4] << 24) | (b[t + 5] << 16) | (b[t + 6] << 8) | b[t + 7]) >>> 0;
@@ -158,7 +209,16 @@ export class TcpCoalescer {
       const off = this.unitOffset[u];
       const at = off - link - VNET_HDR_LEN;
       if (this.unitSegments[u] === 1) {
-        writeVnetHdr(b, at, 0, GSO.NONE, 0, 0, 0, 0);
+        const pre = -this.#gso[u];
+        if (pre > 0) {
+          // NIC-merged: the checksum field already holds the pseudo-header sum.
+          const big = this.unitLength[u] - this.#hdr[u] > pre;
+          const hdrLen = link + this.#hdr[u];
+          const type = big ? GSO.TCPV6 : GSO.NONE;
+          writeVnetHdr(b, at, VNET_F_NEEDS_CSUM, type, hdrLen, big ? pre : 0, link + IP6_LEN, 16);
+        } else {
+          writeVnetHdr(b, at, 0, GSO.NONE, 0, 0, 0, 0);
+        }
         continue;
       }
       const upper = this.unitLength[u] - IP6_LEN;

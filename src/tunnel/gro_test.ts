@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { upperLayerChecksum } from "../wire/checksum.ts";
 import { streamBytes, TCP, type TcpFields, tcpSegment } from "../../test/tunnel/tcp_packets.ts";
-import { finishChecksum, PacketMemory } from "./checksum.ts";
-import { TcpCoalescer } from "./gro.ts";
+import { finishChecksum, fold, PacketMemory, pseudoSum } from "./checksum.ts";
+import { groMergedGso, mergedSegmentSize, TcpCoalescer } from "./gro.ts";
 import { GsoSplitter } from "./gso.ts";
 import { GSO, VNET_F_NEEDS_CSUM, VNET_HDR_LEN } from "./vnet.ts";
 
@@ -278,4 +278,83 @@ Deno.test("segment then coalesce: the byte stream and the segments survive (prop
     ),
     { numRuns: 60 },
   );
+});
+
+/** A packet as a NIC's GRO leaves it: segments' payloads joined, checksum field partial. */
+function nicMerged(sizes: number[], options?: Uint8Array): Uint8Array {
+  const total = sizes.reduce((a, b) => a + b, 0);
+  const p = tcpSegment({
+    src: SRC,
+    dst: DST,
+    seq: 1000,
+    ack: 77,
+    flags: TCP.ACK | TCP.PSH,
+    options,
+    payload: streamBytes(1000, total),
+    noChecksum: true,
+  });
+  const m = new PacketMemory(new ArrayBuffer(p.length + 8));
+  m.u8.set(p, 0);
+  const ps = fold(pseudoSum(m, 0, p.length - 40, 6));
+  p[56] = ps >>> 8;
+  p[57] = ps & 0xff;
+  return p;
+}
+
+Deno.test("groMergedGso: recognises a NIC-merged packet, not a valid or a corrupt one", () => {
+  const ts = new Uint8Array([1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2]);
+  for (const [opts, gso] of [[undefined, 1220], [ts, 1208]] as const) {
+    const p = nicMerged([1400, 1400, 1400], opts);
+    const m = new PacketMemory(new ArrayBuffer(p.length + 8));
+    m.u8.set(p, 0);
+    assert.equal(groMergedGso(m, 0, p.length), gso);
+    assert.equal(mergedSegmentSize(20 + (opts?.length ?? 0)), gso);
+  }
+  const valid = flow([1400])[0];
+  const vm = new PacketMemory(new ArrayBuffer(valid.length));
+  vm.u8.set(valid, 0);
+  assert.equal(groMergedGso(vm, 0, valid.length), 0);
+  vm.u8[100] ^= 1; // corrupt, and the field is no pseudo-header sum
+  assert.equal(groMergedGso(vm, 0, valid.length), 0);
+});
+
+Deno.test("TcpCoalescer: a NIC-merged packet leaves alone as GSO for the minimum MTU", () => {
+  const merged = nicMerged([1400, 1400, 1400]);
+  const after = flow([1400, 1400], {}, 1000 + 4200);
+  const units = coalesce([flow([1000], {}, 0)[0], merged, ...after]);
+  assert.deepEqual(units.map((u) => u.segments), [1, 1, 2]);
+  const u = units[1];
+  assert.deepEqual(u.packet, merged);
+  assert.deepEqual(u.vnet, {
+    flags: VNET_F_NEEDS_CSUM,
+    gsoType: GSO.TCPV6,
+    hdrLen: LINK + 60,
+    gsoSize: 1220,
+    start: LINK + 40,
+    off: 16,
+  });
+  assert.ok(kernelChecksumOk(u));
+  // Split by that size, every segment is a valid packet that fits 1280 bytes.
+  const m = new PacketMemory(new ArrayBuffer(merged.length + 32));
+  m.u8.set(merged, 24);
+  const split = new GsoSplitter();
+  const n = split.prepare(m, 24, merged.length, GSO.TCPV6, 1220);
+  assert.equal(n, Math.ceil(4200 / 1220));
+  const o = new PacketMemory(new ArrayBuffer(2048));
+  for (let i = 0; i < n; i++) {
+    const l = split.emit(i, o, 0);
+    assert.ok(l <= 1280);
+    assert.equal(upperLayerChecksum(SRC, DST, 6, o.u8.subarray(40, l)), 0);
+  }
+  // A small merged packet (under one segment) is only NEEDS_CSUM.
+  const small = coalesce([nicMerged([500, 500])])[0];
+  assert.deepEqual(small.vnet, {
+    flags: VNET_F_NEEDS_CSUM,
+    gsoType: GSO.NONE,
+    hdrLen: LINK + 60,
+    gsoSize: 0,
+    start: LINK + 40,
+    off: 16,
+  });
+  assert.ok(kernelChecksumOk(small));
 });

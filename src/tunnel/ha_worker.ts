@@ -19,7 +19,7 @@ import { Poller } from "../../ffi/poll.ts";
 import { RecvRing, SendRing } from "../../ffi/raw_socket.ts";
 import { copyBytes, finishChecksum, PacketMemory } from "./checksum.ts";
 import { CounterBatch, SharedCounters, type SharedCountersInit } from "./counters.ts";
-import { TcpCoalescer } from "./gro.ts";
+import { groMergedGso, TcpCoalescer } from "./gro.ts";
 import { GsoSplitter } from "./gso.ts";
 import {
   HEADROOM,
@@ -166,6 +166,21 @@ function setup(init: HaWorkerInit): { loop(): void; close(): void } {
   const writes = ring.buffers.map((b) => b.subarray(HEADROOM - hdrLen));
   const mem = PacketMemory.of(ring.buffers[0]);
   const gro = new TcpCoalescer(mem, { maxUnits: B, capacity: cap, linkHeader: 0 });
+  // Plain tun: packets a NIC's GRO merged are split here, one segment at a time.
+  const split = new GsoSplitter();
+  const scratch = newReadBuffer();
+  const scratchPacket = scratch.u8.subarray(READ_IP_AT);
+  const NIC_GRO = c.slot("tunnel_rx_nic_gro");
+  /** Writes the NIC-merged packet of slot `k` as `gso`-byte segments; false if one failed. */
+  const writeSplit = (k: number, len: number, gso: number): boolean => {
+    const n = split.prepare(mem, data[k].byteOffset, len, GSO.TCPV6, gso);
+    let ok = n > 0;
+    for (let i = 0; i < n; i++) {
+      const l = split.emit(i, scratch, READ_IP_AT);
+      if (Number(lib.write(tunFd, scratchPacket, BigInt(l))) < 0) ok = false;
+    }
+    return ok;
+  };
   const RX_PACKETS = c.slot("tunnel_rx_packets");
   const RX_BYTES = c.slot("tunnel_rx_bytes");
   const UNKNOWN = c.slot("tunnel_unknown");
@@ -209,7 +224,14 @@ function setup(init: HaWorkerInit): { loop(): void; close(): void } {
           }
           if (vnet) {
             gro.add(buf.byteOffset, len, k);
-          } else if (Number(lib.write(tunFd, buf, BigInt(len))) < 0) {
+            continue;
+          }
+          const pre = groMergedGso(mem, buf.byteOffset, len);
+          if (pre > 0) c.add(NIC_GRO, 1);
+          const ok = pre > 0
+            ? writeSplit(k, len, pre)
+            : Number(lib.write(tunFd, buf, BigInt(len))) >= 0;
+          if (!ok) {
             c.add(RX_ERRORS, 1);
           } else {
             c.add(RX_PACKETS, 1);
@@ -228,6 +250,7 @@ function setup(init: HaWorkerInit): { loop(): void; close(): void } {
             }
           }
           c.add(COALESCED, gro.merged);
+          c.add(NIC_GRO, gro.premerged);
         }
         c.add(RX_BATCHES, 1);
         c.flush();

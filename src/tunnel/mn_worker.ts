@@ -32,7 +32,7 @@ import {
 import { parseIPv6, parseMac } from "../wire/addr.ts";
 import { copyBytes, finishChecksum, PacketMemory } from "./checksum.ts";
 import { CounterBatch, SharedCounters, type SharedCountersInit } from "./counters.ts";
-import { TcpCoalescer } from "./gro.ts";
+import { groMergedGso, TcpCoalescer } from "./gro.ts";
 import { GsoSplitter } from "./gso.ts";
 import {
   ETHER_HEADER,
@@ -246,6 +246,11 @@ function setup(init: MnWorkerInit): { loop(): void; close(): void } {
   const mem = PacketMemory.of(ring.buffers[0]);
   const gro = new TcpCoalescer(mem, { maxUnits: B, capacity: cap, linkHeader: ETHER_HEADER });
   const anyVnet = vnets.some((x) => x);
+  // Plain taps: packets a NIC's GRO merged are split here, one segment at a time.
+  const split = new GsoSplitter();
+  const scratch = newReadBuffer();
+  const scratchFrame = scratch.u8.subarray(FRAME_AT);
+  const NIC_GRO = c.slot("tunnel_rx_nic_gro");
   const vmOf = new Int32Array(B);
   const hoas = init.vms.map((v) => parseIPv6(v.homeAddress));
   const vmMacs = init.vms.map((v) => parseMac(v.vmMac));
@@ -324,8 +329,25 @@ function setup(init: MnWorkerInit): { loop(): void; close(): void } {
             gro.add(buf.byteOffset, len, k);
             continue;
           }
-          frameFor(k, v);
-          if (Number(lib.write(taps[v], frames[k], BigInt(len + ETHER_HEADER))) < 0) {
+          const pre = groMergedGso(mem, buf.byteOffset, len);
+          let ok = true;
+          if (pre > 0) {
+            c.add(NIC_GRO, 1);
+            const segs = split.prepare(mem, buf.byteOffset, len, GSO.TCPV6, pre);
+            ok = segs > 0;
+            scratchFrame.set(vmMacs[v], 0);
+            scratchFrame.set(routerMacs[v], 6);
+            scratchFrame[12] = 0x86;
+            scratchFrame[13] = 0xdd;
+            for (let s = 0; s < segs; s++) {
+              const l = split.emit(s, scratch, READ_IP_AT) + ETHER_HEADER;
+              if (Number(lib.write(taps[v], scratchFrame, BigInt(l))) < 0) ok = false;
+            }
+          } else {
+            frameFor(k, v);
+            ok = Number(lib.write(taps[v], frames[k], BigInt(len + ETHER_HEADER))) >= 0;
+          }
+          if (!ok) {
             c.add(RX_ERRORS, 1);
             continue;
           }
@@ -347,6 +369,7 @@ function setup(init: MnWorkerInit): { loop(): void; close(): void } {
             }
           }
           c.add(COALESCED, gro.merged);
+          c.add(NIC_GRO, gro.premerged);
         }
         c.add(RX_BATCHES, 1);
         c.flush();
