@@ -12,6 +12,7 @@ import {
   PACKET_AUXDATA,
   PACKET_DROP_MEMBERSHIP,
   PACKET_IGNORE_OUTGOING,
+  PACKET_MR_ALLMULTI,
   PACKET_MR_MULTICAST,
   PACKET_MR_PROMISC,
   SOCK_RAW,
@@ -225,6 +226,20 @@ export class PacketSocket implements Disposable {
     check(
       `setsockopt(PACKET_DROP_MEMBERSHIP ${mac} on ${this.ifname})`,
       libc().setsockopt(this.#fd, SOL_PACKET, PACKET_DROP_MEMBERSHIP, m, m.length),
+    );
+  }
+
+  /**
+   * Every multicast frame while this socket holds the membership (PACKET_MR_ALLMULTI,
+   * packet(7)): the device's IFF_ALLMULTI count goes up, so a real NIC stops filtering multicast
+   * groups; the kernel drops the membership when the socket closes.
+   */
+  setAllMulticast(on: boolean): void {
+    const m = encodePacketMreq(this.ifindex, PACKET_MR_ALLMULTI);
+    const opt = on ? PACKET_ADD_MEMBERSHIP : PACKET_DROP_MEMBERSHIP;
+    check(
+      `setsockopt(PACKET_MR_ALLMULTI ${on ? "on" : "off"} ${this.ifname})`,
+      libc().setsockopt(this.#fd, SOL_PACKET, opt, m, m.length),
     );
   }
 

@@ -14,26 +14,11 @@
  * (IPv6 + ICMPv6 type 135/136 only, so data traffic never wakes the home agent) costs nothing
  * per binding.
  *
- * Workaround noted for ffi/: the filter and the ALLMULTI membership are two setsockopt calls
- * made here through `libc()` because `PacketSocket` (ffi/packet_socket.ts, another helper's
- * file) has no method for them; they belong there.
- *
  * @module
  */
 
-import {
-  ETH_P_IPV6,
-  PACKET_ADD_MEMBERSHIP,
-  PACKET_MR_ALLMULTI,
-  SOL_PACKET,
-  SOL_SOCKET,
-} from "../../ffi/constants.ts";
-import { check, libc } from "../../ffi/libc.ts";
+import { ETH_P_IPV6 } from "../../ffi/constants.ts";
 import { PacketSocket } from "../../ffi/packet_socket.ts";
-import { addressOf, encodePacketMreq, putU64 } from "../../ffi/structs.ts";
-
-/** SO_ATTACH_FILTER (asm-generic/socket.h). */
-const SO_ATTACH_FILTER = 26;
 
 const BPF_LD_H_ABS = 0x28;
 const BPF_LD_B_ABS = 0x30;
@@ -82,20 +67,8 @@ export function openLinkSocket(ifname: string): PacketSocket {
     ignoreOutgoing: true,
   });
   try {
-    const filter = encodeFilter(ND_FILTER);
-    const fprog = new Uint8Array(16); // struct sock_fprog { u16 len; pad; sock_filter *filter }
-    const dv = new DataView(fprog.buffer);
-    dv.setUint16(0, ND_FILTER.length, true);
-    putU64(dv, 8, addressOf(filter));
-    check(
-      `setsockopt(SO_ATTACH_FILTER on ${ifname})`,
-      libc().setsockopt(sock.fd, SOL_SOCKET, SO_ATTACH_FILTER, fprog, fprog.length),
-    );
-    const mreq = encodePacketMreq(sock.ifindex, PACKET_MR_ALLMULTI);
-    check(
-      `setsockopt(PACKET_MR_ALLMULTI on ${ifname})`,
-      libc().setsockopt(sock.fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq, mreq.length),
-    );
+    sock.attachFilter(encodeFilter(ND_FILTER));
+    sock.setAllMulticast(true);
     // frames queued between bind and the filter: drop them (the filter applies from now on)
     const junk = new Uint8Array(2048);
     while (sock.recv(junk) >= 0) { /* discard */ }

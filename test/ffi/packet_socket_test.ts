@@ -124,3 +124,28 @@ Deno.test({
     assert.ok(heard, "the ignoreOutgoing socket missed an incoming frame");
   },
 });
+
+Deno.test({
+  name: "PacketSocket: setAllMulticast counts in the device's allmulti, close drops it",
+  ignore: needs(["ip"], { root: true }),
+  async fn() {
+    await using lab = new Lab();
+    const ns = await lab.netns("ffipkt-allmc");
+    const other = await lab.netns("ffipkt-allmc-peer");
+    await lab.veth(ns, "eth0", other, "eth0");
+    // IFLA_ALLMULTI: the device's all-multicast count (kernel memberships included; the
+    // IFF_ALLMULTI flag `ip link` prints shows only what user space set with SIOCSIFFLAGS)
+    const allmulti = async () =>
+      JSON.parse((await ns.exec(["ip", "-d", "-j", "link", "show", "eth0"])).stdout)[0]
+        .allmulti as number;
+    const before = await allmulti();
+    const ps = inNetns(ns, () => PacketSocket.open("eth0"));
+    ps.setAllMulticast(true);
+    assert.equal(await allmulti(), before + 1, "membership counts");
+    ps.setAllMulticast(false);
+    assert.equal(await allmulti(), before, "dropping it uncounts");
+    ps.setAllMulticast(true);
+    ps.close();
+    assert.ok(await eventually(async () => await allmulti() === before), "close drops it");
+  },
+});
