@@ -2,8 +2,10 @@
  * The home agent's Binding Cache (RFC 6275 §9.1, §10.1): one entry per home address,
  * sequence-number arithmetic (§9.5.1) and the persisted form of the cache.
  *
- * Pure data: no clock, no I/O. Times are milliseconds on the caller's clock (the daemon uses
- * the wall clock so a persisted expiry stays meaningful across a restart).
+ * Pure data: no clock, no I/O. Times are milliseconds on the caller's clock. The daemon uses a
+ * monotonic clock (`performance.now()`), so an NTP step neither expires nor prolongs a binding;
+ * only the persisted copy holds wall-clock times (`writePersisted`'s `wallOffset`), which the
+ * daemon turns back into remaining time at start.
  *
  * @module
  */
@@ -54,6 +56,19 @@ export interface Binding {
   state: BindingState;
   /** End of the Duplicate Address Detection window, while DAD runs (strict or optimistic). */
   dadUntil?: number;
+  /**
+   * When the next repeat of the unsolicited Neighbor Advertisement is due (RFC 4861 §7.2.6: up
+   * to MAX_NEIGHBOR_ADVERTISEMENT = 3 in all, RetransTimer apart), and how many are left.
+   */
+  naAt?: number;
+  naLeft?: number;
+  /**
+   * The mobile node's link-local address (fe80::/64 + the home address's interface identifier)
+   * the home agent defends too, when the BU set L (RFC 6275 §10.3.1).
+   */
+  linkLocal?: string;
+  /** The last accepted BU came under ESP (RFC 4877 §4): BAs answering it go protected too. */
+  protected?: boolean;
 }
 
 /** The persisted form of one live binding. */
@@ -64,23 +79,58 @@ export interface PersistedBinding {
   haAddress: string;
   sequence: number;
   lifetimeUnits: number;
+  /** Wall-clock ms (Date.now()) in the file; the caller's clock once handed to the core. */
   expiresAt: number;
+  /** Wall-clock ms in the file; the caller's clock once handed to the core. */
   registeredAt: number;
+  /** Set when the home agent defends the mobile node's link-local address too (L bit). */
+  linkLocal?: string;
 }
 
 /** The persisted form of the cache (`StateStore` document). */
 export interface PersistedCache {
   version: 1;
   bindings: PersistedBinding[];
+  /**
+   * The ESP state that must survive a restart (RFC 4303 §3.3.3, §3.4.3): per SA the outbound
+   * sequence number reserved so far, or the inbound replay window (`SaState` of src/ipsec).
+   */
+  esp?: unknown[];
+}
+
+/** Options of {@linkcode BindingCache.writePersisted}. */
+export interface WriteOptions {
+  /**
+   * Added to every time before it is written: wall clock minus the caller's clock (the daemon's
+   * `Date.now() - performance.now()`), so the file holds wall-clock times. Default 0.
+   */
+  wallOffset?: number;
+  /** ESP states written as the document's `esp` member (small: one entry per SA). */
+  esp?: readonly unknown[];
 }
 
 const NONE_DUE: readonly Binding[] = Object.freeze([]);
 
 /**
+ * Heap items allowed per binding before a rebuild: an entry has at most three live deadlines
+ * (DAD end, next NA, expiry), so at least half the items of a heap this full are stale.
+ */
+export const HEAP_SLACK = 6;
+
+/** Heap items allowed beyond `HEAP_SLACK` per binding (so that tiny caches never rebuild). */
+const HEAP_BASE = 64;
+
+/**
  * The Binding Cache: home address → entry, with a min-heap of deadlines (BIRD-style: one
  * timer for the earliest) so that timers cost O(log n) per change, not a scan of the cache.
  * Heap items are checked lazily: an item whose binding is gone or whose deadline moved is
- * skipped. Whoever changes an entry's `expiresAt` or `dadUntil` in place calls `touch`.
+ * skipped. Whoever changes an entry's `expiresAt`, `dadUntil` or `naAt` in place calls `touch`.
+ *
+ * Lazy deletion leaves stale items behind (every refresh adds one, a deletion removes none), so
+ * the heap is rebuilt from the live entries whenever it holds more than
+ * {@linkcode HEAP_SLACK} items per entry (plus a constant): its size stays proportional to the
+ * number of bindings, and the rebuild's cost, spread over the pushes that made it necessary,
+ * is O(1) each.
  */
 export class BindingCache {
   #entries = new Map<string, Binding>();
@@ -101,14 +151,31 @@ export class BindingCache {
 
   /** Schedules `b`'s current deadlines after an in-place change. */
   touch(b: Binding): void {
+    if (this.#ht.length + 3 > HEAP_SLACK * this.#entries.size + HEAP_BASE) {
+      this.#rebuild(); // schedules every live entry's deadlines, `b`'s included
+      return;
+    }
+    this.#schedule(b);
+  }
+
+  #schedule(b: Binding): void {
     if (b.dadUntil !== undefined) this.#push(b.dadUntil, b.homeAddress);
+    if (b.naAt !== undefined) this.#push(b.naAt, b.homeAddress);
     this.#push(b.expiresAt, b.homeAddress);
+  }
+
+  /** Drops every heap item and schedules the live entries' deadlines again. */
+  #rebuild(): void {
+    this.#ht.length = 0;
+    this.#hh.length = 0;
+    for (const b of this.#entries.values()) this.#schedule(b);
   }
 
   /** Removes the entry for `homeAddress`; returns it if it existed. */
   delete(homeAddress: string): Binding | undefined {
     const b = this.#entries.get(homeAddress);
     this.#entries.delete(homeAddress);
+    if (this.#ht.length > HEAP_SLACK * this.#entries.size + HEAP_BASE) this.#rebuild();
     return b;
   }
 
@@ -142,7 +209,7 @@ export class BindingCache {
     while (this.#ht.length > 0) {
       const t = this.#ht[0];
       const b = this.#entries.get(this.#hh[0]);
-      if (b !== undefined && (b.dadUntil === t || b.expiresAt === t)) return t;
+      if (b !== undefined && (b.dadUntil === t || b.expiresAt === t || b.naAt === t)) return t;
       this.#pop();
     }
     return undefined;
@@ -197,21 +264,31 @@ export class BindingCache {
     return top;
   }
 
-  /** Registered entries in their persisted form (entries still in strict DAD are not kept). */
-  toPersisted(): PersistedCache {
-    return {
+  /**
+   * Registered entries in their persisted form (entries still in strict DAD are not kept), times
+   * moved by `o.wallOffset` and rounded as `writePersisted` writes them.
+   */
+  toPersisted(o: WriteOptions = {}): PersistedCache {
+    const off = o.wallOffset ?? 0;
+    const doc: PersistedCache = {
       version: 1,
-      bindings: this.entries().filter((b) => b.state === "registered").map((b) => ({
-        homeAddress: b.homeAddress,
-        careOf: b.careOf,
-        replyTo: b.replyTo,
-        haAddress: b.haAddress,
-        sequence: b.sequence,
-        lifetimeUnits: b.lifetimeUnits,
-        expiresAt: b.expiresAt,
-        registeredAt: b.registeredAt,
-      })),
+      bindings: this.entries().filter((b) => b.state === "registered").map((b) => {
+        const p: PersistedBinding = {
+          homeAddress: b.homeAddress,
+          careOf: b.careOf,
+          replyTo: b.replyTo,
+          haAddress: b.haAddress,
+          sequence: b.sequence,
+          lifetimeUnits: b.lifetimeUnits,
+          expiresAt: wallTime(b.expiresAt, off),
+          registeredAt: wallTime(b.registeredAt, off),
+        };
+        if (b.linkLocal !== undefined) p.linkLocal = b.linkLocal;
+        return p;
+      }),
     };
+    if (o.esp !== undefined) doc.esp = [...o.esp];
+    return doc;
   }
 
   /**
@@ -221,7 +298,8 @@ export class BindingCache {
    * cache after changes (10,000 bindings are about 2 MB). Addresses are canonical text (hex
    * digits, ':' and '.'): ASCII that needs no escaping.
    */
-  writePersisted(buf: Uint8Array, flush: (length: number) => void): void {
+  writePersisted(buf: Uint8Array, flush: (length: number) => void, o: WriteOptions = {}): void {
+    const off = o.wallOffset ?? 0;
     let n = 0;
     const str = (t: string) => {
       for (let i = 0; i < t.length; i++) buf[n++] = t.charCodeAt(i);
@@ -266,24 +344,45 @@ export class BindingCache {
       str(',"lifetimeUnits":');
       num(b.lifetimeUnits);
       str(',"expiresAt":');
-      num(b.expiresAt);
+      num(wallTime(b.expiresAt, off));
       str(',"registeredAt":');
-      num(b.registeredAt);
+      num(wallTime(b.registeredAt, off));
+      if (b.linkLocal !== undefined) {
+        str(',"linkLocal":"');
+        str(b.linkLocal);
+        str('"');
+      }
       str("}");
       first = false;
     }
-    str("\n]}\n");
+    str("\n]");
+    if (o.esp !== undefined) {
+      // a few hundred bytes per SA: JSON text is fine here (numbers and hex digits only)
+      const text = `,"esp":${JSON.stringify(o.esp)}`;
+      if (n + text.length + 8 > buf.length) {
+        flush(n);
+        n = 0;
+      }
+      if (text.length + 8 > buf.length) throw new RangeError("ESP state larger than the buffer");
+      str(text);
+    }
+    str("}\n");
     flush(n);
   }
 
   /** What `writePersisted` writes, as text (tests, small caches). */
-  persistedJson(): string {
+  persistedJson(o: WriteOptions = {}): string {
     const parts: string[] = [];
     const buf = new Uint8Array(4096);
     const dec = new TextDecoder();
-    this.writePersisted(buf, (len) => parts.push(dec.decode(buf.subarray(0, len))));
+    this.writePersisted(buf, (len) => parts.push(dec.decode(buf.subarray(0, len))), o);
     return parts.join("");
   }
+}
+
+/** A time on the caller's clock as a non-negative integer on the wall clock. */
+function wallTime(t: number, offset: number): number {
+  return Math.max(0, Math.round(t + offset));
 }
 
 function addr(v: unknown): string | null {
@@ -301,14 +400,18 @@ function int(v: unknown, max: number): number | null {
  */
 export function parsePersistedCache(
   doc: unknown,
-): { bindings: PersistedBinding[]; rejected: string[] } {
+): { bindings: PersistedBinding[]; rejected: string[]; esp: unknown[] } {
   const rejected: string[] = [];
-  if (doc === undefined) return { bindings: [], rejected };
+  if (doc === undefined) return { bindings: [], rejected, esp: [] };
   if (typeof doc !== "object" || doc === null || (doc as { version?: unknown }).version !== 1) {
-    return { bindings: [], rejected: ["document: not a version 1 binding cache"] };
+    return { bindings: [], rejected: ["document: not a version 1 binding cache"], esp: [] };
   }
+  const rawEsp = (doc as { esp?: unknown }).esp;
+  let esp: unknown[] = [];
+  if (Array.isArray(rawEsp)) esp = rawEsp;
+  else if (rawEsp !== undefined) rejected.push("esp: not an array");
   const list = (doc as { bindings?: unknown }).bindings;
-  if (!Array.isArray(list)) return { bindings: [], rejected: ["bindings: not an array"] };
+  if (!Array.isArray(list)) return { bindings: [], rejected: ["bindings: not an array"], esp };
   const bindings: PersistedBinding[] = [];
   list.forEach((r: unknown, i) => {
     const o = (typeof r === "object" && r !== null ? r : {}) as Record<string, unknown>;
@@ -327,7 +430,16 @@ export function parsePersistedCache(
       rejected.push(`bindings[${i}].${bad[0]}: invalid`);
       return;
     }
-    bindings.push(fields as PersistedBinding);
+    const p = fields as PersistedBinding;
+    if (o.linkLocal !== undefined) {
+      const ll = addr(o.linkLocal);
+      if (ll === null) {
+        rejected.push(`bindings[${i}].linkLocal: invalid`);
+        return;
+      }
+      p.linkLocal = ll;
+    }
+    bindings.push(p);
   });
-  return { bindings, rejected };
+  return { bindings, rejected, esp };
 }

@@ -7,6 +7,12 @@
  *   empty at each wake-up; MH without HAO on a raw IPPROTO_MH socket (kernel checksum off,
  *   IPV6_RECVDSTOPTS so a MIP6 kernel's double delivery is skipped). The MH checksum is verified
  *   over the HoA (RFC 6275 §6.1.1).
+ * - ESP (RFC 4877, userland, `esp.ts`): a protected BU away from home reaches the DSTOPTS
+ *   socket as Destination Options (HAO, next header 50) + ESP; one from home a raw IPPROTO_ESP
+ *   socket (IPV6_RECVDSTOPTS: packets that had a HAO were the DSTOPTS socket's). Unprotected
+ *   (WebCrypto, asynchronous, in arrival order) they become the same `mh` events, marked with
+ *   the SPI; the core's policy drops unprotected BUs for home addresses with an SA. BAs that
+ *   answer a protected BU leave protected, after their sequence number is reserved on disk.
  * - What a batch of BUs asks for is carried out together: tunnel table entries at once, the
  *   /128 routes in one rtnetlink batch (one sendto, one ack each), then every BA, unsolicited
  *   NA and DAD probe in one sendmmsg on an IPPROTO_RAW socket (whole packets: the kernel
@@ -18,8 +24,13 @@
  * - Interception: a tun device with a /128 route per HoA, served by the data-path Workers
  *   (`startHaDatapath`), MTU = home-link MTU − 40 so the kernel sends Packet Too Big.
  * - Everything added is undone on deregistration/expiry and at SIGTERM/SIGINT; the Binding
- *   Cache is kept in the state directory (compact JSON, writes coalesced) and re-installed at
- *   start.
+ *   Cache is kept in the state directory (compact JSON, writes coalesced, wall-clock times) and
+ *   re-installed at start. The core runs on the monotonic clock (`performance.now()`), so an
+ *   NTP step neither expires nor prolongs bindings.
+ * - Forwarding sysctls: `forwarding.ts` (all/forwarding is what Linux needs; every other
+ *   device is written back; the snapshot taken before the first change is kept on disk and
+ *   restored exactly, also after a crash). At start, routes via the tunnel device that no live
+ *   binding explains are removed.
  * - Routine binding changes are logged one by one up to a budget, then summarised
  *   (`LogBudget`); the status counters count every one.
  *
@@ -45,13 +56,20 @@ import { waitReadable } from "../../ffi/poll.ts";
 import { RawSocket6, RecvRing, SendRing } from "../../ffi/raw_socket.ts";
 import { TunTapDevice } from "../../ffi/tap.ts";
 import { ErrnoError } from "../../ffi/libc.ts";
-import { IPPROTO_RAW } from "../../ffi/constants.ts";
+import { IPPROTO_ESP, IPPROTO_RAW } from "../../ffi/constants.ts";
 import { IPPROTO, parseMac } from "../wire/addr.ts";
 import { SharedCounters } from "../tunnel/counters.ts";
 import { type Datapath, startHaDatapath } from "../tunnel/ha_datapath.ts";
 import { TunnelTable } from "../tunnel/table.ts";
 import { parsePersistedCache } from "./binding_cache.ts";
 import { type HaAction, type HaEvent, HomeAgentCore } from "./core.ts";
+import { HaEsp, peekSpi } from "./esp.ts";
+import {
+  forwardingKey,
+  type ForwardingSnapshot,
+  parseSnapshot,
+  planForwarding,
+} from "./forwarding.ts";
 import { emitBindingAck, emitDadProbe, emitUnsolicitedNa } from "./emit.ts";
 import { formatIPv6Fast, parseIPv6Into } from "./fast_addr.ts";
 import { openLinkSocket } from "./link_socket.ts";
@@ -65,6 +83,7 @@ import {
   decodeDstOptsDatagram,
   decodeMhDatagram,
   linkIcmp,
+  paramProblemPacket,
   proxyAnswer,
 } from "./packets.ts";
 
@@ -72,6 +91,21 @@ const log = logger("ha");
 
 /** Name of the Binding Cache document in the state directory. */
 export const STATE_NAME = "ha-bindings";
+
+/**
+ * Name of the forwarding sysctl snapshot in the state directory: written before the first
+ * change, removed after the values were restored (present at start = the last run crashed).
+ */
+export const FORWARDING_STATE = "ha-forwarding";
+
+/** Protected packets waiting to be unprotected before new ones are dropped (a flood). */
+const ESP_BACKLOG = 4096;
+
+/** The daemon's clock: monotonic milliseconds (never stepped by NTP). */
+const clock = (): number => performance.now();
+
+/** Wall clock minus the daemon's clock, now. */
+const wallOffset = (): number => Date.now() - performance.now();
 
 /** Capacity of the shared HoA → CoA table handed to the data path. */
 export const TABLE_CAPACITY = 32768;
@@ -138,6 +172,16 @@ export class HomeAgentDaemon {
   readonly #stateBuf = new Uint8Array(64 * 1024);
   /** HoA → CoA of what is installed in the kernel and the tunnel table. */
   readonly #installed = new Map<string, string>();
+  /** Link-local address defended for a binding with the L bit → its HoA, and back. */
+  readonly #llDefended = new Map<string, string>();
+  readonly #llOf = new Map<string, string>();
+  /** ESP, when SAs are configured. */
+  readonly #esp: HaEsp | undefined;
+  /** Protected packets in the order they arrived, unprotected one after another. */
+  #espRx: Promise<void> = Promise.resolve();
+  #espBacklog = 0;
+  /** Protected BAs built (asynchronously) and sent in the order the core asked for them. */
+  #espTx: Promise<void> = Promise.resolve();
   readonly #loops: Promise<void>[] = [];
   #rtnl!: Rtnetlink;
   #link!: LinkInfo;
@@ -173,12 +217,15 @@ export class HomeAgentDaemon {
 
   constructor(config: HaConfig) {
     this.#cfg = config;
+    this.#esp = config.esp.length > 0 ? new HaEsp(config.esp, config.address) : undefined;
     this.core = new HomeAgentCore({
       haAddress: config.address,
       homePrefix: config.homePrefix,
       allow: config.allow,
       maxLifetime: config.maxLifetime,
       dad: config.dad,
+      espHomeAddresses: this.#esp?.homeAddresses ?? [],
+      requireEsp: config.requireEsp,
     });
   }
 
@@ -205,6 +252,7 @@ export class HomeAgentDaemon {
     this.#link = rtnl.getLink(cfg.interface);
     const ifindex = this.#link.index;
     if (this.#link.mac === "") throw new Error(`${cfg.interface} has no link-layer address`);
+    this.#store = new StateStore(cfg.stateDir);
 
     // The home agent address (RFC 6275 §10.1): add it when the operator did not.
     const addrs = rtnl.getAddresses(ifindex);
@@ -224,23 +272,15 @@ export class HomeAgentDaemon {
     parseIPv6Into(this.#linkLocal, this.#llBytes);
     parseIPv6Into(ALL_NODES, this.#allNodes);
     this.#mac.set(parseMac(this.#link.mac));
+    // The host's own addresses are never care-of addresses (nor home addresses).
+    this.core.setOwnAddresses(rtnl.getAddresses().map((a) => a.address));
 
-    // Forwarding, restored to what it was at the end.
-    for (
-      const [key, value] of [
-        ["net/ipv6/conf/all/forwarding", "1"],
-        [`net/ipv6/conf/${cfg.interface}/forwarding`, "1"],
-      ]
-    ) {
-      const old = readSysctl(key);
-      if (old === value) continue;
-      writeSysctl(key, value);
-      c.defer(`sysctl ${key}=${old}`, () => writeSysctl(key, old));
-    }
+    this.#setupForwarding();
 
     // Interception device: the kernel routes HoA/128 into it.
     this.#tun = TunTapDevice.open(cfg.tunnelDevice, { mode: "tun" });
     c.defer(`tun device ${cfg.tunnelDevice}`, () => this.#tun.close());
+    this.#removeStrayRoutes();
     this.#tun.setMtu(this.#link.mtu - TUNNEL_OVERHEAD);
     this.#tun.setUp(true);
     this.#table = new TunnelTable(TABLE_CAPACITY);
@@ -287,11 +327,21 @@ export class HomeAgentDaemon {
     mh.setRecvPktInfo(true);
     mh.setRecvDstOpts(true);
 
+    // ESP from home (no HAO): a raw socket of protocol 50. Only with SAs configured: it would
+    // otherwise see the host's own IPsec traffic and count it as unknown SPIs.
+    let esp: RawSocket6 | undefined;
+    if (this.#esp !== undefined) {
+      const sock = RawSocket6.open(IPPROTO_ESP, { nonblocking: true });
+      c.defer("IPPROTO_ESP socket", () => sock.close());
+      sock.setRecvPktInfo(true);
+      sock.setRecvDstOpts(true);
+      esp = sock;
+    }
+
     this.#linkSock = openLinkSocket(cfg.interface);
     c.defer("home link ND socket", () => this.#linkSock.close());
 
     // Bindings that outlived the previous run: re-install before listening.
-    this.#store = new StateStore(cfg.stateDir);
     c.defer("installed bindings", () => this.#uninstallAll());
     this.#restore();
 
@@ -300,6 +350,10 @@ export class HomeAgentDaemon {
       this.#pollLoop(mh.fd, "mh", () => this.#drainMh(mh)),
       this.#pollLoop(this.#linkSock.fd, "home link", () => this.#drainLink()),
     );
+    if (esp !== undefined) {
+      const sock = esp;
+      this.#loops.push(this.#pollLoop(sock.fd, "esp", () => this.#drainEsp(sock)));
+    }
 
     const control = await ControlServer.listen(cfg.control, {
       status: () => this.status(),
@@ -318,11 +372,114 @@ export class HomeAgentDaemon {
         mtu: this.#link.mtu - TUNNEL_OVERHEAD,
       },
     );
+    if (this.#esp === undefined) {
+      log.warning(
+        'WARNING: binding signaling is unauthenticated: no ESP security association is configured, so any host that can reach {address} can register, move or delete a binding (RFC 6275 §5.1, RFC 4877). Configure manually keyed SAs per home address in the --config file ("esp": [{"homeAddress", "bu": {spi, algorithm, key, authKey?}, "ba": {…}}]) and add --require-esp',
+        { address: cfg.address },
+      );
+    } else {
+      log.info(
+        "ESP protects signaling for {count} home address(es){rest}",
+        {
+          count: this.#esp.homeAddresses.length,
+          rest: cfg.requireEsp
+            ? "; BUs without ESP are dropped (--require-esp)"
+            : "; BUs for other home addresses are accepted without ESP (no --require-esp)",
+        },
+      );
+    }
+  }
+
+  /**
+   * Forwarding on (see `forwarding.ts`): the snapshot of the host's values is written to the
+   * state directory before the first change — or, when one is already there (the last run
+   * crashed before restoring), taken from there — and restored exactly at stop.
+   */
+  #setupForwarding(): void {
+    const cfg = this.#cfg;
+    const read = (dev: string): string | undefined => {
+      try {
+        return readSysctl(forwardingKey(dev));
+      } catch {
+        return undefined; // a device without IPv6
+      }
+    };
+    const current = this.#forwardingNow(read);
+    let original: ForwardingSnapshot | null = null;
+    try {
+      original = parseSnapshot(this.#store.read(FORWARDING_STATE));
+    } catch (e) {
+      log.warning("forwarding snapshot unreadable, using the current values: {error}", {
+        error: String(e),
+      });
+    }
+    if (original !== null) {
+      log.warning(
+        "a previous run did not restore the forwarding sysctls (crash?): they go back to the values saved before it ({all} for all) at stop",
+        { all: original.all },
+      );
+    } else {
+      original = current;
+      this.#store.write(FORWARDING_STATE, current); // before anything changes
+    }
+    const { apply } = planForwarding(current, original, cfg.interface);
+    for (const [key, value] of apply) writeSysctl(key, value);
+    if (apply.length > 0) {
+      log.info("forwarding enabled: {writes}", {
+        writes: apply.map(([k, v]) => `${k}=${v}`).join(", "),
+      });
+    }
+    const snapshot = original;
+    this.#cleanup.defer("forwarding sysctls", () => {
+      // recomputed at stop: devices may have come and gone meanwhile
+      const now = this.#forwardingNow(read);
+      // `undo` starts from the state `apply` makes (usually: nothing left to apply)
+      const back = planForwarding(now, snapshot, cfg.interface);
+      for (const [key, value] of [...back.apply, ...back.undo]) writeSysctl(key, value);
+      this.#store.remove(FORWARDING_STATE);
+    });
+  }
+
+  #forwardingNow(read: (dev: string) => string | undefined): ForwardingSnapshot {
+    const s: ForwardingSnapshot = {
+      all: read("all") ?? "0",
+      default: read("default") ?? "0",
+      interfaces: {},
+    };
+    for (const l of this.#rtnl.getLinks()) {
+      const v = read(l.name);
+      if (v !== undefined) s.interfaces[l.name] = v;
+    }
+    return s;
+  }
+
+  /**
+   * Routes into the tunnel device that no binding explains (left by a crashed run when the
+   * device outlived it, e.g. made persistent by another tool): removed before the restore
+   * installs the live ones again.
+   */
+  #removeStrayRoutes(): void {
+    const tun = this.#tun.ifindex;
+    const stray = this.#rtnl.getRoutes().filter((r) =>
+      r.oif === tun && r.prefixLength === 128 && r.type === 1
+    );
+    if (stray.length === 0) return;
+    const errors = this.#rtnl.batch(stray.map((r): RtnlChange => ({
+      op: "deleteRoute",
+      dst: addressBytes(r.dst),
+      prefixLength: 128,
+      oif: tun,
+    }))).filter((e) => e !== null);
+    log.warning("removed {count} stray route(s) via {tunnel}{errors}", {
+      count: stray.length - errors.length,
+      tunnel: this.#cfg.tunnelDevice,
+      errors: errors.length ? ` (${errors.length} failed: ${errors[0]})` : "",
+    });
   }
 
   /** The control socket's `status` answer. */
   status(): unknown {
-    const now = Date.now();
+    const now = clock();
     return {
       role: "ha",
       interface: this.#cfg.interface,
@@ -330,11 +487,13 @@ export class HomeAgentDaemon {
       homePrefix: `${this.#cfg.homePrefix.prefix}/${this.#cfg.homePrefix.length}`,
       dad: this.#cfg.dad,
       maxLifetime: this.#cfg.maxLifetime,
-      bindings: this.core.status(now),
+      bindings: this.core.status(now, wallOffset()),
       memory: memory(),
+      esp: this.#esp?.status() ?? null,
       counters: {
         ...this.core.counters(),
         ...this.#counters,
+        ...(this.#esp?.counters ?? {}),
         ...(this.#datapath?.counters() ?? {}),
       },
     };
@@ -346,6 +505,8 @@ export class HomeAgentDaemon {
       this.#stopping = true;
       clearTimeout(this.#timer);
       await Promise.all(this.#loops);
+      await this.#espRx;
+      await this.#espTx;
       clearTimeout(this.#persistTimer);
       this.#persistTimer = undefined;
       clearTimeout(this.#summaryTimer);
@@ -368,8 +529,16 @@ export class HomeAgentDaemon {
       });
       return;
     }
-    const { bindings, rejected } = parsePersistedCache(doc);
+    const { bindings, rejected, esp } = parsePersistedCache(doc);
     for (const r of rejected) log.warning("persisted binding cache: {problem}", { problem: r });
+    if (this.#esp !== undefined && esp.length > 0) {
+      for (const p of this.#esp.importState(esp)) {
+        log.warning("persisted ESP state: {problem}", { problem: p });
+      }
+      log.info("ESP state restored: {sas}", {
+        sas: esp.map((s) => JSON.stringify(s)).join(", "),
+      });
+    }
     if (bindings.length === 0 && rejected.length === 0) return;
     // Earlier versions proxied home addresses with kernel proxy entries, which outlive a crash:
     // remove any left for the persisted bindings (ENOENT, the usual answer, is cheap).
@@ -386,6 +555,12 @@ export class HomeAgentDaemon {
         });
       }
     });
+    // the file holds wall-clock times; the core runs on the monotonic clock
+    const off = wallOffset();
+    for (const b of bindings) {
+      b.expiresAt -= off;
+      b.registeredAt -= off;
+    }
     this.#dispatch({ type: "restore", bindings });
   }
 
@@ -393,7 +568,7 @@ export class HomeAgentDaemon {
 
   /** Hands `event` to the core and carries out the actions; re-arms the timer. */
   #dispatch(event: HaEvent): void {
-    const now = Date.now();
+    const now = clock();
     this.#run(this.core.handle(event, now), now);
     this.#arm();
   }
@@ -401,7 +576,7 @@ export class HomeAgentDaemon {
   /** Hands a batch of received events to the core; their actions are carried out together. */
   #dispatchMany(events: HaEvent[]): void {
     if (events.length === 0) return;
-    const now = Date.now();
+    const now = clock();
     let actions: HaAction[] = [];
     for (const ev of events) {
       try {
@@ -449,9 +624,11 @@ export class HomeAgentDaemon {
             nlAction.push(i);
           }
           this.#installed.set(a.homeAddress, a.careOf);
+          this.#defendLinkLocal(a.homeAddress, a.linkLocal);
           break;
         }
         case "remove":
+          this.#defendLinkLocal(a.homeAddress, undefined);
           if (this.#installed.delete(a.homeAddress)) {
             this.#table.delete(a.homeAddress);
             nl.push({
@@ -465,9 +642,11 @@ export class HomeAgentDaemon {
           break;
         case "startDad":
           this.#dadWatch.add(a.homeAddress);
+          if (a.linkLocal !== undefined) this.#dadWatch.add(a.linkLocal);
           break;
         case "stopDad":
           this.#dadWatch.delete(a.homeAddress);
+          if (a.linkLocal !== undefined) this.#dadWatch.delete(a.linkLocal);
           break;
         case "persist":
           this.#schedulePersist();
@@ -515,18 +694,26 @@ export class HomeAgentDaemon {
             break;
           case "sendBa":
             if (a.status === 0 && failedNow.has(a.homeAddress)) break;
-            this.#queueBa(a);
+            if (a.protect) this.#sendProtectedBa(a);
+            else this.#queueBa(a);
             break;
           case "sendBe":
             this.#queuePacket(bePacket(a), a.to);
             this.#count("be_packets_sent");
             break;
+          case "sendParamProblem":
+            // rare and rate-limited: straight out (up to 1280 octets, more than a ring slot)
+            this.#tx.sendRaw(paramProblemPacket(a), a.to);
+            this.#count("icmp_packets_sent");
+            break;
           case "unsolicitedNa":
             if (failedNow.has(a.homeAddress)) break;
             this.#queueNa(a.homeAddress);
+            if (a.linkLocal !== undefined) this.#queueNa(a.linkLocal);
             break;
           case "startDad":
             this.#queueDadProbe(a.homeAddress);
+            if (a.linkLocal !== undefined) this.#queueDadProbe(a.linkLocal);
             break;
         }
       } catch (e) {
@@ -595,7 +782,7 @@ export class HomeAgentDaemon {
     this.#timer = undefined;
     this.#timerAt = d;
     if (d === undefined) return;
-    const ms = Math.min(Math.max(0, d - Date.now()) + 1, 0x7fffffff);
+    const ms = Math.min(Math.max(0, d - clock()) + 1, 0x7fffffff);
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       this.#timerAt = undefined;
@@ -692,18 +879,109 @@ export class HomeAgentDaemon {
       events.push(d.event);
       return;
     }
+    if (d.kind === "esp") {
+      const at = d.hao === undefined
+        ? { src: d.src, dst: d.dst }
+        : { src: d.src, dst: d.dst, hao: d.hao };
+      this.#queueEsp(d.esp, at);
+      return;
+    }
     if (d.kind === "ignore") {
       this.#count("rx_ignored");
       return;
     }
     this.#bad(d.where === "dstopts" ? "destination options" : "mobility header", src, d.error);
+    if (d.problem !== undefined) events.push(d.problem);
+  }
+
+  /** Protected BUs from home (no HAO): the raw IPPROTO_ESP socket, one by one. */
+  #drainEsp(sock: RawSocket6): void {
+    const buf = this.#espBuf;
+    for (let i = 0; i < BATCH && !this.#stopping; i++) {
+      const info = sock.recv(buf);
+      if (info === null) break;
+      if (info.dstOpts !== undefined) {
+        // the packet had a Destination Options header (a MIP6 kernel delivered it here too
+        // after the HAO): the DSTOPTS socket has it
+        this.#count("rx_ignored");
+        continue;
+      }
+      if (info.truncated) {
+        this.#bad("ESP", info.src, { kind: "truncated", field: "length", offset: buf.length });
+        continue;
+      }
+      this.#queueEsp(buf.subarray(0, info.length), {
+        src: info.src,
+        dst: info.dst ?? this.#cfg.address,
+      });
+    }
+  }
+
+  readonly #espBuf = new Uint8Array(65536);
+
+  /**
+   * Unprotects `esp` (copied now: the receive buffer is reused) after the packets queued
+   * before it, then hands the Mobility Header to the core as an `mh` event marked with its SPI.
+   * Without SAs configured, or beyond {@linkcode ESP_BACKLOG} waiting packets, it is dropped and
+   * counted.
+   */
+  #queueEsp(esp: Uint8Array, at: { src: string; dst: string; hao?: string }): void {
+    const ha = this.#esp;
+    if (ha === undefined) {
+      this.#count("esp_not_configured");
+      this.#logEsp("not_configured", peekSpi(esp), at.src, "no ESP SA configured");
+      return;
+    }
+    if (this.#espBacklog >= ESP_BACKLOG) {
+      this.#count("esp_backlog_dropped");
+      return;
+    }
+    this.#espBacklog++;
+    const bytes = esp.slice();
+    this.#espRx = this.#espRx.then(async () => {
+      try {
+        const r = await ha.unprotect(bytes, at);
+        if (!r.ok) {
+          this.#logEsp(r.counter, r.spi, at.src, `${r.error.kind} (field ${r.error.field})`);
+          return;
+        }
+        if (this.#stopping) return;
+        const { value } = r;
+        this.#dispatchMany([{
+          type: "mh",
+          src: at.src,
+          dst: at.dst,
+          homeAddress: at.hao ?? at.src,
+          hao: at.hao !== undefined,
+          message: value.mh,
+          protected: { spi: r.spi },
+        }]);
+      } catch (e) {
+        this.#count("rx_errors");
+        log.error("ESP packet from {src} not handled: {error}", { src: at.src, error: String(e) });
+      } finally {
+        this.#espBacklog--;
+      }
+    });
+  }
+
+  /** A refused protected packet: counted by the caller, logged here (rate-limited per reason). */
+  #logEsp(reason: string, spi: number | undefined, src: string, why: string): void {
+    const key = `esp:${reason}`;
+    if (!this.#limiter.allow(key, clock())) return;
+    const suppressed = this.#limiter.suppressed(key);
+    log.warning(
+      "ESP packet from {src} with SPI {spi} dropped: {why}" +
+        (suppressed ? " ({suppressed} similar suppressed)" : ""),
+      { src, spi: spi === undefined ? "none" : `0x${spi.toString(16)} (${spi})`, why, suppressed },
+    );
   }
 
   /** Counts and (rate-limited) logs malformed or spoofed remote input, naming the field. */
   #bad(what: string, src: string, e: { kind: string; field: string; offset: number }): void {
     this.#count(`rx_${e.kind}`);
     const key = `bad:${what}:${e.field}`;
-    const now = Date.now();
+    const now = clock();
     if (!this.#limiter.allow(key, now)) return;
     const suppressed = this.#limiter.suppressed(key);
     log.warning(
@@ -750,7 +1028,7 @@ export class HomeAgentDaemon {
         this.#dispatch({ type: "dadDuplicate", homeAddress: v.homeAddress, evidence: v.evidence });
       }
     }
-    const p = proxyAnswer(m, (t) => this.#installed.has(t), {
+    const p = proxyAnswer(m, (t) => this.#installed.has(t) || this.#llDefended.has(t), {
       mac: this.#link.mac,
       src: this.#linkLocal,
     });
@@ -761,6 +1039,74 @@ export class HomeAgentDaemon {
   }
 
   // ---- sending ---------------------------------------------------------------------------------
+
+  /**
+   * A BA under the home address's outbound ESP SA (RFC 4877 §4): its sequence number is first
+   * reserved on disk when needed (a write that fails means no BA: a sequence number that a
+   * restart could reuse is never sent), then the packet is built (WebCrypto, asynchronous) and
+   * sent after the BAs queued before it.
+   */
+  #sendProtectedBa(a: Extract<HaAction, { type: "sendBa" }>): void {
+    const esp = this.#esp;
+    if (esp === undefined) throw new Error("protected BA without ESP configured");
+    const need = esp.reservationNeeded(a.homeAddress);
+    if (need !== undefined) {
+      const pending = this.#reservations;
+      pending.set(a.homeAddress, need);
+      this.#dirty = true;
+      const ok = this.#persistNow();
+      pending.delete(a.homeAddress);
+      if (!ok) {
+        this.#count("esp_ba_not_sent");
+        log.error("protected BA to {to} not sent: its sequence number could not be reserved", {
+          to: a.to,
+        });
+        return;
+      }
+      esp.committed(a.homeAddress, need);
+      this.#count("esp_reservations");
+    }
+    let built: Promise<Uint8Array>;
+    try {
+      built = esp.protectBa(a); // takes the sequence number now
+    } catch (e) {
+      this.#count("esp_ba_not_sent");
+      log.error("protected BA to {to} not sent: {error}", { to: a.to, error: String(e) });
+      return;
+    }
+    this.#espTx = this.#espTx.then(async () => {
+      try {
+        const pkt = await built;
+        this.#tx.sendRaw(pkt, a.to);
+        this.#count("ba_packets_sent");
+      } catch (e) {
+        this.#count("tx_errors");
+        if (this.#limiter.allow("tx-error", clock())) {
+          log.error("sending a protected BA to {to} failed: {error}", {
+            to: a.to,
+            error: String(e),
+          });
+        }
+      }
+    });
+  }
+
+  /** Reservations being written (the state write includes them before they are committed). */
+  readonly #reservations = new Map<string, number>();
+
+  /** Keeps the link-local address `ll` of `hoa` defended (L bit), or stops when undefined. */
+  #defendLinkLocal(hoa: string, ll: string | undefined): void {
+    const old = this.#llOf.get(hoa);
+    if (old === ll) return;
+    if (old !== undefined) {
+      this.#llOf.delete(hoa);
+      if (this.#llDefended.get(old) === hoa) this.#llDefended.delete(old);
+    }
+    if (ll !== undefined) {
+      this.#llOf.set(hoa, ll);
+      this.#llDefended.set(ll, hoa);
+    }
+  }
 
   /** The next free send slot (sending the full ring first when needed). */
   #slot(): number {
@@ -805,7 +1151,9 @@ export class HomeAgentDaemon {
       src: this.#llBytes,
       target: this.#a3,
       mac: this.#mac,
-      router: true,
+      // RFC 6275 §10.4.1: the Router flag is cleared in the NA the home agent sends on the
+      // mobile node's behalf (the target is a host); the proxy answers follow the same rule
+      router: false,
     });
     ring.setLength(i, len);
     ring.setDst(i, this.#allNodes, this.#link.index);
@@ -841,7 +1189,7 @@ export class HomeAgentDaemon {
       } catch (e) {
         // the first packet of the rest was refused (e.g. no route to a care-of address)
         this.#count("tx_errors");
-        if (this.#limiter.allow("tx-error", Date.now())) {
+        if (this.#limiter.allow("tx-error", clock())) {
           log.error("sending a signaling packet failed: {error}", { error: String(e) });
         }
         at++;
@@ -864,8 +1212,9 @@ export class HomeAgentDaemon {
     }, this.#persistDelay);
   }
 
-  #persistNow(): void {
-    if (!this.#dirty) return;
+  /** Writes the state now when it changed; false when the write failed. */
+  #persistNow(): boolean {
+    if (!this.#dirty) return true;
     this.#dirty = false;
     try {
       const t0 = performance.now();
@@ -874,12 +1223,15 @@ export class HomeAgentDaemon {
       const took = performance.now() - t0;
       this.#persistDelay = Math.min(PERSIST_MAX_DELAY_MS, Math.max(PERSIST_DELAY_MS, 20 * took));
       this.#count("state_writes");
+      return true;
     } catch (e) {
+      this.#dirty = true;
       this.#count("state_write_errors");
       log.error("cannot save the binding cache in {dir}: {error}", {
         dir: this.#cfg.stateDir,
         error: String(e),
       });
+      return false;
     }
   }
 
@@ -900,12 +1252,27 @@ export class HomeAgentDaemon {
       this.core.cache.writePersisted(buf, (len) => {
         let off = 0;
         while (off < len) off += f.writeSync(buf.subarray(off, len));
-      });
+      }, { wallOffset: wallOffset(), esp: this.#espState() });
       f.syncSync();
     } finally {
       f.close();
     }
     Deno.renameSync(tmp, path);
+  }
+
+  /** The ESP state to write, with the reservations being made counted as made. */
+  #espState(): unknown[] | undefined {
+    const esp = this.#esp;
+    if (esp === undefined) return undefined;
+    const states = esp.exportState();
+    if (this.#reservations.size === 0) return states;
+    for (const [hoa, value] of this.#reservations) {
+      const spi = esp.sad.outbound(hoa, this.#cfg.address)?.spi;
+      for (const s of states as { spi: number; direction: string; sequence?: number }[]) {
+        if (s.spi === spi && s.direction === "outbound") s.sequence = value;
+      }
+    }
+    return states;
   }
 
   // ---- kernel state --------------------------------------------------------------------------------

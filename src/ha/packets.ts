@@ -10,6 +10,7 @@ import {
   canonicalIPv6,
   ETHERTYPE_IPV6,
   IPPROTO,
+  ipv6Bytes,
   isMulticast,
   multicastMac,
   solicitedNodeMulticast,
@@ -39,10 +40,65 @@ export const ND_HOP_LIMIT = 255;
 export type Decoded =
   /** A checksum-verified mobility message, or another packet with a HAO, for the core. */
   | { kind: "event"; event: Extract<HaEvent, { type: "mh" | "haoPacket" }> }
+  /**
+   * ESP behind the Destination Options header (RFC 4877 §4.1, RFC 4303 §3.1.1): `esp` (a view
+   * from the SPI to the end) goes to `unprotectMobility` with the addresses around it.
+   */
+  | { kind: "esp"; src: string; dst: string; hao?: string; esp: Uint8Array }
   /** Nothing for the home agent (not a mobility message, or seen on the other socket). */
   | { kind: "ignore"; why: string }
-  /** Malformed or spoofed input; `error.field` names the offending field. */
-  | { kind: "bad"; where: "dstopts" | "mh"; error: ParseError };
+  /**
+   * Malformed or spoofed input; `error.field` names the offending field. `problem` is the
+   * Parameter Problem event RFC 6275 §9.2 asks for (bad Payload Proto, short Header Len).
+   */
+  | {
+    kind: "bad";
+    where: "dstopts" | "mh";
+    error: ParseError;
+    problem?: Extract<HaEvent, { type: "paramProblem" }>;
+  };
+
+/** Octets of the invoking packet an ICMPv6 error may quote: 1280 − 40 − 8 (RFC 4443 §2.4 c). */
+export const ICMP_INVOKING_MAX = 1280 - 48;
+
+/**
+ * The invoking packet of an ICMPv6 error about `payload` as a raw socket hands it over (the
+ * bytes after the IPv6 header): an IPv6 header rebuilt from what the socket reports (source,
+ * destination, `nextHeader`, the payload length; traffic class, flow label and hop limit are not
+ * reported and are written as 0), then the payload, cut at {@linkcode ICMP_INVOKING_MAX}.
+ */
+export function invokingPacket(
+  payload: Uint8Array,
+  o: { src: string; dst: string; nextHeader: number },
+): Uint8Array {
+  const n = Math.min(ICMP_INVOKING_MAX, 40 + payload.length);
+  const out = new Uint8Array(n);
+  out[0] = 0x60;
+  out[4] = (payload.length >> 8) & 0xff;
+  out[5] = payload.length & 0xff;
+  out[6] = o.nextHeader;
+  out.set(ipv6Bytes(o.src), 8);
+  out.set(ipv6Bytes(o.dst), 24);
+  out.set(payload.subarray(0, n - 40), 40);
+  return out;
+}
+
+/** The Parameter Problem event for an MH failure at `at` octets into `payload`, if any. */
+function problemOf(
+  e: ParseError,
+  at: number,
+  payload: Uint8Array,
+  o: { src: string; dst: string; nextHeader: number },
+): Extract<HaEvent, { type: "paramProblem" }> | undefined {
+  if (e.reply?.type !== "paramProblem") return undefined;
+  return {
+    type: "paramProblem",
+    src: o.src,
+    dst: o.dst,
+    pointer: 40 + at + e.reply.pointer,
+    invoking: invokingPacket(payload, o),
+  };
+}
 
 /**
  * Decodes what a raw IPPROTO_DSTOPTS socket received: a Destination Options header (with the
@@ -55,6 +111,12 @@ export function decodeDstOptsDatagram(bytes: Uint8Array, src: string, dst: strin
   if (!d.ok) return { kind: "bad", where: "dstopts", error: d };
   const { repr, length } = d.value;
   const hao = repr.options.find((o) => o.type === "hao");
+  if (repr.nextHeader === IPPROTO.ESP) {
+    const esp = bytes.subarray(length);
+    return hao?.type === "hao"
+      ? { kind: "esp", src, dst, hao: hao.homeAddress, esp }
+      : { kind: "esp", src, dst, esp };
+  }
   if (repr.nextHeader !== IPPROTO.MH) {
     if (hao?.type === "hao") {
       const homeAddress = hao.homeAddress;
@@ -68,11 +130,11 @@ export function decodeDstOptsDatagram(bytes: Uint8Array, src: string, dst: strin
   const homeAddress = hao?.type === "hao" ? hao.homeAddress : src;
   const mh = parseMobility(bytes.subarray(length), { src: homeAddress, dst });
   if (!mh.ok) {
-    return {
-      kind: "bad",
-      where: "mh",
-      error: { ...mh, offset: mh.offset + length },
-    };
+    const problem = problemOf(mh, length, bytes, { src, dst, nextHeader: IPPROTO.DSTOPTS });
+    const error = { ...mh, offset: mh.offset + length };
+    return problem === undefined
+      ? { kind: "bad", where: "mh", error }
+      : { kind: "bad", where: "mh", error, problem };
   }
   return {
     kind: "event",
@@ -186,7 +248,12 @@ export function decodeMhDatagram(
 ): Decoded {
   if (hadDstOpts) return { kind: "ignore", why: "carried destination options" };
   const mh = parseMobility(bytes, { src, dst });
-  if (!mh.ok) return { kind: "bad", where: "mh", error: mh };
+  if (!mh.ok) {
+    const problem = problemOf(mh, 0, bytes, { src, dst, nextHeader: IPPROTO.MH });
+    return problem === undefined
+      ? { kind: "bad", where: "mh", error: mh }
+      : { kind: "bad", where: "mh", error: mh, problem };
+  }
   return {
     kind: "event",
     event: { type: "mh", src, dst, homeAddress: src, hao: false, message: mh.value },
@@ -198,7 +265,9 @@ export function decodeMhDatagram(
  * mobile node is away (RFC 6275 §6.1.8, §9.5.4), plain IPv6 + BA when it sent from its home
  * address. Built whole because a kernel without MIP6 refuses IPV6_RTHDR type 2.
  */
-export function baPacket(a: Extract<HaAction, { type: "sendBa" }>): Uint8Array {
+export function baPacket(
+  a: Omit<Extract<HaAction, { type: "sendBa" }>, "protect">,
+): Uint8Array {
   const ba = {
     status: a.status,
     flags: { key: false, mobileRouter: false, proxy: false },
@@ -210,6 +279,19 @@ export function baPacket(a: Extract<HaAction, { type: "sendBa" }>): Uint8Array {
     return buildMobilityPacket({ src: a.from, dst: a.to, mh: { type: "ba", ...ba } });
   }
   return buildBindingAck({ homeAgent: a.from, careOf: a.to, homeAddress: a.homeAddress, ba });
+}
+
+/**
+ * The whole packet of a `sendParamProblem` action: ICMPv6 Parameter Problem code 0 (erroneous
+ * header field, RFC 4443 §3.4) with the pointer and the invoking packet, hop limit 64.
+ */
+export function paramProblemPacket(a: Extract<HaAction, { type: "sendParamProblem" }>): Uint8Array {
+  return buildIcmpv6Packet({
+    src: a.from,
+    dst: a.to,
+    hopLimit: 64,
+    icmp: { type: "paramProblem", code: 0, pointer: a.pointer, invoking: a.invoking },
+  });
 }
 
 /** The whole packet of a `sendBe` action (RFC 6275 §6.1.9, §9.3.3). */
@@ -237,7 +319,8 @@ export function dadProbe(target: string): Uint8Array {
 /**
  * The unsolicited Neighbor Advertisement a home agent multicasts for a home address it starts
  * defending (RFC 6275 §10.4.1, RFC 4861 §7.2.6): to all-nodes, Override set, Solicited clear,
- * Router set when the home agent forwards, target link-layer address = the home agent's MAC.
+ * target link-layer address = the home agent's MAC. RFC 6275 §10.4.1 has the Router flag
+ * cleared in it: the advertisement speaks for the mobile node, a host (pass `router: false`).
  */
 export function unsolicitedNa(
   o: { src: string; target: string; mac: string; router: boolean },

@@ -19,10 +19,14 @@ import {
   decodeBuFast,
   decodeDstOptsDatagram,
   decodeMhDatagram,
+  ICMP_INVOKING_MAX,
   linkIcmp,
+  paramProblemPacket,
   proxyAnswer,
   unsolicitedNa,
 } from "./packets.ts";
+import { parseIpv6 } from "../wire/ipv6.ts";
+import { parseIcmpv6 } from "../wire/icmpv6.ts";
 
 const HA = "2001:db8:2000::1";
 const HOA = "2001:db8:2000::10";
@@ -381,4 +385,85 @@ Deno.test("decodeBuFast: the general decoder's event for well-formed BUs, null f
   // a BU from the home address without HAO is not for this path
   const plain = buildBindingUpdate({ careOf: COA, homeAgent: HA, homeAddress: HOA, bu });
   assert.equal(decodeBuFast(plain.slice(40 + 24), COA, HA, parseIPv6(HA)), null);
+});
+
+Deno.test("decodeDstOptsDatagram: ESP behind the HAO is handed over with the HoA", () => {
+  const pkt = buildBindingUpdate({ careOf: COA, homeAgent: HA, homeAddress: HOA, bu });
+  const data = afterIpv6(pkt);
+  const dlen = (data[1] + 1) * 8;
+  data[0] = IPPROTO.ESP; // next header 50: the bytes after the DestOpts are ESP
+  const d = decodeDstOptsDatagram(data, COA, HA);
+  assert.equal(d.kind, "esp");
+  if (d.kind !== "esp") return;
+  assert.equal(d.hao, HOA);
+  assert.equal(d.src, COA);
+  assert.equal(d.dst, HA);
+  assert.deepEqual(d.esp, data.subarray(dlen));
+  // the fast BU decoder leaves it to the general one
+  assert.equal(decodeBuFast(data, COA, HA, parseIPv6(HA)), null);
+});
+
+Deno.test("Parameter Problem (RFC 6275 §9.2): Payload Proto and Header Len, pointer at the field", () => {
+  const pkt = buildBindingUpdate({ careOf: COA, homeAgent: HA, homeAddress: HOA, bu });
+  const data = afterIpv6(pkt);
+  const mhOff = (data[1] + 1) * 8;
+  const fix = (b: Uint8Array) => { // checksum over the HoA again after an edit
+    b[mhOff + 4] = b[mhOff + 5] = 0;
+    const c = upperLayerChecksum(HOA, HA, IPPROTO.MH, b.subarray(mhOff));
+    b[mhOff + 4] = c >> 8;
+    b[mhOff + 5] = c & 0xff;
+    return b;
+  };
+  const proto = data.slice();
+  proto[mhOff] = IPPROTO.TCP;
+  const d = decodeDstOptsDatagram(fix(proto), COA, HA);
+  assert.equal(d.kind === "bad" && d.error.field, "payloadProto");
+  const p = d.kind === "bad" ? d.problem : undefined;
+  assert.ok(p, "a Parameter Problem event");
+  assert.equal(p.src, COA, "to the packet's source, not the home address");
+  assert.equal(p.pointer, 40 + mhOff, "points at Payload Proto in the invoking packet");
+  const inv = parseIpv6(p.invoking);
+  assert.ok(inv.ok);
+  assert.equal(inv.value.repr.src, COA);
+  assert.equal(inv.value.repr.dst, HA);
+  assert.equal(inv.value.repr.nextHeader, IPPROTO.DSTOPTS);
+  assert.equal(p.invoking[p.pointer], IPPROTO.TCP);
+
+  // Header Len too short for a BU (MH without HAO: the raw MH socket's bytes)
+  const mh = data.slice(mhOff);
+  mh[1] = 0; // 8 octets, a BU needs at least 16 (RFC 6275 §6.1.7)
+  const short = mh.subarray(0, 8);
+  short[4] = short[5] = 0;
+  const c = upperLayerChecksum(COA, HA, IPPROTO.MH, short);
+  short[4] = c >> 8;
+  short[5] = c & 0xff;
+  const m = decodeMhDatagram(short, COA, HA, false);
+  assert.equal(m.kind === "bad" && m.error.field, "headerLen");
+  const q = m.kind === "bad" ? m.problem : undefined;
+  assert.ok(q);
+  assert.equal(q.pointer, 41);
+  assert.equal(q.invoking[6], IPPROTO.MH);
+  // a checksum failure gets no answer
+  const bad = data.slice();
+  bad[mhOff + 4] ^= 1;
+  const n = decodeDstOptsDatagram(bad, COA, HA);
+  assert.equal(n.kind === "bad" && n.problem, undefined);
+
+  // the packet: ICMPv6 type 4 code 0 with pointer and the invoking packet, at most 1280 octets
+  const out = paramProblemPacket({
+    type: "sendParamProblem",
+    from: HA,
+    to: COA,
+    pointer: p.pointer,
+    invoking: p.invoking,
+  });
+  const ip = parseIpv6(out);
+  assert.ok(ip.ok);
+  const icmp = parseIcmpv6(ip.value.payload, { src: HA, dst: COA });
+  assert.ok(icmp.ok && icmp.value.type === "paramProblem");
+  if (!icmp.ok || icmp.value.type !== "paramProblem") return;
+  assert.equal(icmp.value.code, 0);
+  assert.equal(icmp.value.pointer, 40 + mhOff);
+  assert.deepEqual(icmp.value.invoking, p.invoking);
+  assert.ok(ICMP_INVOKING_MAX + 48 <= 1280);
 });

@@ -44,7 +44,15 @@ async function assertClean(t: HaTopology, what: string): Promise<void> {
   assert.ok(!k.links.includes(TUN), `${what}: ${TUN} left`);
   assert.equal(await exists(t.control), false, `${what}: control socket left`);
   // sysctls the HA changed are back to what they were (a fresh namespace: 0)
-  for (const key of ["net.ipv6.conf.home0.proxy_ndp", "net.ipv6.conf.all.forwarding"]) {
+  for (
+    const key of [
+      "net.ipv6.conf.home0.proxy_ndp",
+      "net.ipv6.conf.all.forwarding",
+      "net.ipv6.conf.default.forwarding",
+      "net.ipv6.conf.home0.forwarding",
+      "net.ipv6.conf.fgn0.forwarding",
+    ]
+  ) {
     const v = (await t.ha.exec(["sysctl", "-n", key])).stdout.trim();
     assert.equal(v, "0", `${what}: ${key} = ${v}`);
   }
@@ -100,6 +108,12 @@ Deno.test({
     ]);
     await using _mn = mn;
     assert.equal((await bu(mn, 700, 30)).reply?.status, 0);
+    // forwarding: `all` (what Linux tests), the home interface a router, the others untouched
+    const sysctl = async (k: string) => (await t.ha.exec(["sysctl", "-n", k])).stdout.trim();
+    assert.equal(await sysctl("net.ipv6.conf.all.forwarding"), "1");
+    assert.equal(await sysctl("net.ipv6.conf.home0.forwarding"), "1");
+    assert.equal(await sysctl("net.ipv6.conf.fgn0.forwarding"), "0");
+    assert.equal(await sysctl("net.ipv6.conf.default.forwarding"), "0");
     const k1 = await kernelState(t.ha);
     assert.deepEqual(k1.hoaRoutes.map((r) => [r.dst, r.dev]), [[HOA, TUN]]);
     assert.ok(k1.links.includes(TUN));
@@ -188,7 +202,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "ha e2e: after a crash (SIGKILL) a restart drops expired bindings and old proxy entries",
+  name:
+    "ha e2e: after a crash (SIGKILL) a restart drops expired bindings, stray routes and proxies, restores sysctls",
   ignore,
   sanitizeResources: false,
   sanitizeOps: false,
@@ -208,17 +223,32 @@ Deno.test({
     assert.deepEqual(left.proxies, []);
     assert.deepEqual(left.hoaRoutes, []);
     assert.ok(!left.links.includes(TUN));
+    // the crashed run left forwarding on
+    const sysctl = async (k: string) => (await t.ha.exec(["sysctl", "-n", k])).stdout.trim();
+    assert.equal(await sysctl("net.ipv6.conf.all.forwarding"), "1");
     // what an earlier version (kernel proxy entries) would have left behind
     await t.ha.ip("-6", "neigh", "add", "proxy", HOA, "dev", "home0");
+    // a tunnel device that outlived the run (made persistent by another tool) with a route
+    await t.ha.ip("tuntap", "add", "dev", TUN, "mode", "tun");
+    await t.ha.ip("link", "set", TUN, "up");
+    await t.ha.ip("-6", "route", "add", "2001:db8:2000::99/128", "dev", TUN);
     await new Promise((r) => setTimeout(r, Math.max(0, t0 + 4300 - Date.now())));
     const ha2 = await startHa(t, args);
     assert.match(ha2.stderr, /not restored: expired while stopped/);
     assert.match(ha2.stderr, /removed stale proxy entry for 2001:db8:2000::10/);
+    assert.match(ha2.stderr, /removed 1 stray route\(s\) via kgm-ha0/);
+    assert.match(ha2.stderr, /previous run did not restore the forwarding sysctls/);
     const k = await kernelState(t.ha);
     assert.deepEqual(k.proxies, []);
     assert.deepEqual(k.hoaRoutes, []);
     assert.equal((await haStatus(t)).bindings.length, 0);
     assert.equal((await ha2.stop()).code, 0, ha2.stderr);
+    // the values from before the crashed run are back
+    assert.equal(await sysctl("net.ipv6.conf.all.forwarding"), "0");
+    assert.equal(await sysctl("net.ipv6.conf.home0.forwarding"), "0");
+    assert.equal(await exists(`${t.stateDir}/ha-forwarding.json`), false);
+    await t.ha.ip("tuntap", "del", "dev", TUN, "mode", "tun");
+    await assertClean(t, "after the restart's SIGTERM");
     await Deno.remove(t.dir, { recursive: true });
   },
 });

@@ -1,7 +1,8 @@
 /**
  * Proxy Neighbor Discovery by `kagemusha ha` (RFC 6275 §10.4.1), observed from a third
- * namespace on the home link with scapy: the unsolicited NA (O=1, all-nodes, HA's MAC) on
- * registration, NS for the HoA answered with the HA's MAC, and neither after deregistration.
+ * namespace on the home link with scapy: the unsolicited NA (O=1, R=0, all-nodes, HA's MAC,
+ * three times a second apart) on registration, NS for the HoA answered with the HA's MAC,
+ * and neither after deregistration; with the L bit the link-local address is defended too.
  */
 
 import assert from "node:assert/strict";
@@ -24,6 +25,7 @@ interface Na {
   eth_src: string;
   eth_dst?: string;
   latency_ms?: number;
+  t?: number;
 }
 
 Deno.test({
@@ -65,18 +67,25 @@ Deno.test({
 
     await cn.request("capture_start", { name: "reg", iface: "eth0" });
     assert.equal((await bu(1, 30)).reply?.status, 0);
-    await new Promise((r) => setTimeout(r, 300));
+    await new Promise((r) => setTimeout(r, 2600));
     const reg = await cn.request<{ na: Na[] }>("capture_stop", { name: "reg" });
     const unsolicited = reg.na.filter((n) => n.target === HOA);
-    assert.equal(unsolicited.length, 1, JSON.stringify(reg.na));
-    const u = unsolicited[0];
-    assert.equal(u.dst, "ff02::1");
-    assert.equal(u.hlim, 255);
-    assert.equal(u.O, 1, "override flag");
-    assert.equal(u.S, 0, "not solicited");
-    assert.equal(u.tlla, t.haMac);
-    assert.equal(u.eth_src, t.haMac);
-    assert.match(u.src, /^fe80::/);
+    // MAX_NEIGHBOR_ADVERTISEMENT (3) of them, RetransTimer (1 s) apart (RFC 4861 §7.2.6)
+    assert.equal(unsolicited.length, 3, JSON.stringify(reg.na));
+    for (let i = 1; i < 3; i++) {
+      const gap = unsolicited[i].t! - unsolicited[i - 1].t!;
+      assert.ok(gap >= 0.95, `NA ${i} only ${gap.toFixed(3)} s after the one before`);
+    }
+    for (const u of unsolicited) {
+      assert.equal(u.dst, "ff02::1");
+      assert.equal(u.hlim, 255);
+      assert.equal(u.O, 1, "override flag");
+      assert.equal(u.S, 0, "not solicited");
+      assert.equal(u.R, 0, "router flag clear: sent for the mobile node (RFC 6275 §10.4.1)");
+      assert.equal(u.tlla, t.haMac);
+      assert.equal(u.eth_src, t.haMac);
+      assert.match(u.src, /^fe80::/);
+    }
 
     // Address resolution for the HoA: answered by the HA (userland proxy ND on its link
     // socket), with the HA's MAC, to the solicitor's link-layer address.
@@ -123,6 +132,36 @@ Deno.test({
     assert.equal(defended.dst, "ff02::1");
     assert.equal(defended.tlla, t.haMac);
     assert.equal((await haStatus(t)).bindings.length, 1, "binding survives the probe");
+
+    // L bit (RFC 6275 §10.3.1): the home agent defends fe80::<interface id of the HoA> too
+    const LL_HOA = "2001:db8:2000::20";
+    const withL = (seq: number, lifetime: number) =>
+      mn.request<{ reply: { status: number } | null }>("bu", {
+        iface: "eth0",
+        coa: COA,
+        ha: HA,
+        hoa: LL_HOA,
+        alt_coa: COA,
+        seq,
+        lifetime,
+        flags: "AHL",
+      });
+    const nsLl = () =>
+      cn.request<{ na: Na | null }>("ns", {
+        iface: "eth0",
+        src: CN,
+        src_mac: t.cnMac,
+        target: "fe80::20",
+        timeout: 1.5,
+      });
+    assert.equal((await nsLl()).na, null);
+    assert.equal((await withL(1, 30)).reply?.status, 0);
+    const llAnswer = (await nsLl()).na;
+    assert.ok(llAnswer, `no NA for fe80::20\n${ha.stderr}`);
+    assert.equal(llAnswer.tlla, t.haMac);
+    assert.equal(llAnswer.R, 0);
+    assert.equal((await withL(2, 0)).reply?.status, 0);
+    assert.equal((await nsLl()).na, null, "not defended after deregistration");
 
     // The mobile node returns home (here: the HoA moves to the cn namespace) and deregisters
     // from its home address, without HAO (RFC 6275 §11.5.4): the BU reaches the HA's raw MH

@@ -121,6 +121,8 @@ Deno.test({
     assert.equal(be?.cksum_ok, true);
 
     // Another packet with a HAO for a home address with no binding: Binding Error status 1.
+    // Error messages go to one source at most once a second (RFC 6275 §9.3.3): wait for it.
+    await new Promise((r) => setTimeout(r, 1100));
     const be1 = (await mn.request<{ reply: MhReply | null }>("hao_udp", {
       iface: "eth0",
       coa: COA,
