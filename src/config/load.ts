@@ -105,6 +105,7 @@ export function loadMnConfig(flags: Record<string, unknown>): MnConfig {
         routerLl: c.routerLl ?? "fe80::1",
         routerMac: c.routerMac ?? defaultRouterMac(c.vmMac!),
         ra: c.ra,
+        esp: c.esp,
       });
     }
   }

@@ -228,3 +228,19 @@ Deno.test("mn config: ESP pair per VM; BA SPIs unique across VMs", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("mn config: top-level esp belongs to the VM given by flags", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const file = `${dir}/mn.json`;
+    await Deno.writeTextFile(
+      file,
+      JSON.stringify({ esp: { bu: GCM(2000, "c"), ba: GCM(3000, "d") } }),
+    );
+    const c = loadMnConfig({ ...MN, config: file });
+    assert.equal(c.vms.length, 1);
+    assert.equal(c.vms[0].esp?.bu.spi, 2000);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -238,6 +238,7 @@ export const MnConfigInput = z.strictObject({
   routerLl: linkLocalIpv6.optional(),
   routerMac: mac.optional(),
   ra: RaConfigInput.optional(),
+  esp: EspPairConfig.optional(),
   // … and/or a list (config file)
   vms: z.array(VmConfigInput).default([]),
 });
