@@ -59,7 +59,9 @@ export const DATAPATH_COUNTERS = [
 
 /** What a Worker needs to attach to a {@linkcode SharedCounters}. */
 export interface SharedCountersInit {
+  /** Slot names, in slot order. */
   names: readonly string[];
+  /** The shared memory (8 bytes per slot). */
   buffer: SharedArrayBuffer;
 }
 
@@ -145,6 +147,7 @@ export class CounterBatch {
   readonly #acc: Float64Array;
   #dirty = false;
 
+  /** A private accumulator for `shared`. */
   constructor(readonly shared: SharedCounters) {
     this.#acc = new Float64Array(shared.names.length);
   }

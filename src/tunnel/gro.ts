@@ -112,6 +112,7 @@ export class TcpCoalescer {
   readonly #open = new Int32Array(OPEN_MAX);
   #openCount = 0;
 
+  /** A coalescer over the slots in `mem` (a recvmmsg ring's memory). */
   constructor(mem: PacketMemory, opts: TcpCoalescerOptions) {
     const n = opts.maxUnits;
     this.#m = mem;

@@ -48,6 +48,7 @@ export interface HaDatapathOptions {
   haAddress: string;
   /** HoA → CoA. */
   table: TunnelTable;
+  /** Where the Workers count (see `DATAPATH_COUNTERS`). */
   counters: SharedCounters;
   /** The home-link MTU (the tun's MTU is this − 40; set by the daemon). */
   mtu: number;

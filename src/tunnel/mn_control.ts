@@ -27,6 +27,7 @@ function isUnspecified(b: Uint8Array): boolean {
 
 /** Writer side (main thread). */
 export class MnControl {
+  /** The shared memory; pass it to the Workers. */
   readonly buffer: SharedArrayBuffer;
   readonly #i32: Int32Array;
   readonly #bytes: Uint8Array;

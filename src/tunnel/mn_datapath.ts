@@ -22,21 +22,27 @@ export interface MnDatapathVm {
    * in front (`VNET_HDR_LEN`).
    */
   tapFd: number;
+  /** The VM's Home Address. */
   homeAddress: string;
+  /** Length of the home prefix. */
   prefixLength: number;
+  /** The VM NIC's MAC. */
   vmMac: string;
   /** The MAC the pseudo home network answers with; never the tap's own MAC (DESIGN.md). */
   routerMac: string;
+  /** The home router's link-local address as the guest knows it. */
   routerLl: string;
 }
 
 /** Options of {@linkcode startMnDatapath}. */
 export interface MnDatapathOptions {
+  /** The VMs on this host (at least one); VM i is `setActive(i, …)`. */
   vms: MnDatapathVm[];
   /** Outer source of tunnelled packets; "::" = none yet (nothing is tunnelled). */
   careOf: string;
   /** The home agent: outer destination, and the only outer source accepted. */
   homeAgent: string;
+  /** Where the Workers count (see `DATAPATH_COUNTERS`). */
   counters: SharedCounters;
   /** MTU of the link the CoA is on: guests' packets above linkMtu − 40 get a Packet Too Big. */
   linkMtu: number;

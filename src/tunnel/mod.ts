@@ -3,6 +3,11 @@
  * that move packets between devices and the IPv6-in-IPv6 tunnel (RFC 2473, RFC 6275 §10.4,
  * §11.3.1).
  *
+ * Devices opened with IFF_VNET_HDR get offloads (`vnet.ts`): the kernel hands over 64 KB TCP
+ * (and UDP) super-frames, split into tunnel-sized segments (`gso.ts`), and received segments
+ * are merged into 64 KB GSO writes (`gro.ts`); both without allocation per packet
+ * (`checksum.ts`). Plain devices move one packet per read and per write.
+ *
  * @module
  */
 
@@ -15,5 +20,9 @@ export type { MnDatapath, MnDatapathOptions, MnDatapathVm } from "./mn_datapath.
 export { MnControl } from "./mn_control.ts";
 export { DEFAULT_BATCH, ETHER_HEADER, HEADROOM, ipv6PacketLength, MAX_PACKET } from "./io.ts";
 export { enableOffloads, hasVnetHdr, VNET_HDR_LEN } from "./vnet.ts";
+export { GsoSplitter, SPLIT_ERROR } from "./gso.ts";
+export { groMergedGso, mergedSegmentSize, TcpCoalescer } from "./gro.ts";
+export type { TcpCoalescerOptions } from "./gro.ts";
+export { PacketMemory } from "./checksum.ts";
 export { TableReader, TunnelTable } from "./table.ts";
 export type { TunnelEntry } from "./table.ts";

@@ -4,8 +4,10 @@
  * - "plain": tap and tun without IFF_VNET_HDR (one frame per read, one packet per write);
  * - "offload": IFF_VNET_HDR + TUNSETOFFLOAD (64 KB TCP segments split by the data path,
  *   received segments coalesced into GSO packets).
- * What it asserts: each transfer moved the 64 MiB, and the offload run really used GSO both
- * ways (the split and merge counters moved).
+ * Also printed: the CPU seconds both data-path processes spent per GB moved, which depends less
+ * on what else the machine runs than the throughput does. What it asserts: each transfer moved
+ * the 64 MiB, and the offload run really used GSO both ways (the split and merge counters
+ * moved).
  *
  * @module
  */
@@ -24,6 +26,8 @@ interface Iperf {
   sent: number;
   received: number;
   retransmits: number;
+  /** CPU seconds of both data-path processes per 10⁹ bytes moved (load-independent-ish). */
+  cpuPerGB?: number;
 }
 
 async function iperf(client: Netns, server: Netns, dst: string, reverse: boolean): Promise<Iperf> {
@@ -44,6 +48,23 @@ async function iperf(client: Netns, server: Netns, dst: string, reverse: boolean
   };
 }
 
+/** utime + stime of a process, seconds (/proc/<pid>/stat fields 14 and 15). */
+function cpuSeconds(pid: number): number {
+  const st = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const f = st.slice(st.lastIndexOf(")") + 2).split(" ");
+  const hz = 100; // USER_HZ on Linux
+  return (Number(f[11]) + Number(f[12])) / hz;
+}
+
+/** CPU seconds both drivers (MN and HA data paths) spent during `fn`. */
+async function withCpu<T>(L: FullLab, fn: () => Promise<T>): Promise<[T, number]> {
+  const pids = [L.mnDriver.child.pid, L.haDriver.child.pid];
+  const a = pids.map(cpuSeconds);
+  const r = await fn();
+  const b = pids.map(cpuSeconds);
+  return [r, b[0] - a[0] + b[1] - a[1]];
+}
+
 async function measure(L: FullLab): Promise<{ up: Iperf; down: Iperf }> {
   // Warm-up: ND, PMTU (the guest learns 1460 from the PTB), then the measured transfers.
   await L.vm.exec(["ping", "-6", "-c", "2", "-i", "0.2", "-W", "2", ADDR.cn], { allowFail: true });
@@ -53,13 +74,18 @@ async function measure(L: FullLab): Promise<{ up: Iperf; down: Iperf }> {
   await L.cn.exec(["ping", "-6", "-c", "2", "-i", "0.2", "-W", "2", "-s", "1452", ADDR.hoa], {
     allowFail: true,
   });
-  const up = await iperf(L.vm, L.cn, ADDR.cn, false);
-  const down = await iperf(L.vm, L.cn, ADDR.cn, true);
+  const [up, upCpu] = await withCpu(L, () => iperf(L.vm, L.cn, ADDR.cn, false));
+  const [down, downCpu] = await withCpu(L, () => iperf(L.vm, L.cn, ADDR.cn, true));
+  up.cpuPerGB = upCpu / (up.sent / 1e9);
+  down.cpuPerGB = downCpu / (down.sent / 1e9);
   return { up, down };
 }
 
 function line(name: string, r: { up: Iperf; down: Iperf }): string {
-  const f = (x: Iperf) => `${x.mbps.toFixed(0).padStart(5)} Mbit/s (${x.retransmits} retr)`;
+  const f = (x: Iperf) =>
+    `${x.mbps.toFixed(0).padStart(5)} Mbit/s, ${
+      x.cpuPerGB?.toFixed(1)
+    } CPU s/GB (${x.retransmits} retr)`;
   return `${name.padEnd(8)} vm → cn ${f(r.up)}   cn → vm ${f(r.down)}`;
 }
 
