@@ -357,14 +357,18 @@ export class BindingCache {
     }
     str("\n]");
     if (o.esp !== undefined) {
-      // a few hundred bytes per SA: JSON text is fine here (numbers and hex digits only)
-      const text = `,"esp":${JSON.stringify(o.esp)}`;
-      if (n + text.length + 8 > buf.length) {
-        flush(n);
-        n = 0;
+      // one SA per line, under a hundred bytes each: JSON text (numbers and hex digits only)
+      str(',"esp":[');
+      for (let i = 0; i < o.esp.length; i++) {
+        const text = (i === 0 ? "\n" : ",\n") + JSON.stringify(o.esp[i]);
+        if (n + text.length + 8 > buf.length) {
+          flush(n);
+          n = 0;
+        }
+        if (text.length + 8 > buf.length) throw new RangeError("ESP state larger than the buffer");
+        str(text);
       }
-      if (text.length + 8 > buf.length) throw new RangeError("ESP state larger than the buffer");
-      str(text);
+      str("\n]");
     }
     str("}\n");
     flush(n);

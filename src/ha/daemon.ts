@@ -177,9 +177,8 @@ export class HomeAgentDaemon {
   readonly #llOf = new Map<string, string>();
   /** ESP, when SAs are configured. */
   readonly #esp: HaEsp | undefined;
-  /** Protected packets in the order they arrived, unprotected one after another. */
+  /** The current drain of the queue of protected packets (awaited at stop). */
   #espRx: Promise<void> = Promise.resolve();
-  #espBacklog = 0;
   /** Protected BAs built (asynchronously) and sent in the order the core asked for them. */
   #espTx: Promise<void> = Promise.resolve();
   readonly #loops: Promise<void>[] = [];
@@ -344,6 +343,7 @@ export class HomeAgentDaemon {
     // Bindings that outlived the previous run: re-install before listening.
     c.defer("installed bindings", () => this.#uninstallAll());
     this.#restore();
+    this.#reserveAllEsp();
 
     this.#loops.push(
       this.#pollLoop(dstopts.fd, "dstopts", () => this.#drainDstOpts(dstopts)),
@@ -679,6 +679,7 @@ export class HomeAgentDaemon {
       this.#count("action_errors");
       log.error("install failed: {error}", { error: why });
     }
+    if (this.#esp !== undefined) this.#reserveEsp(actions);
     // packets, in order
     const failedNow = new Set<string>();
     for (let i = 0; i < actions.length; i++) {
@@ -920,49 +921,75 @@ export class HomeAgentDaemon {
   readonly #espBuf = new Uint8Array(65536);
 
   /**
-   * Unprotects `esp` (copied now: the receive buffer is reused) after the packets queued
-   * before it, then hands the Mobility Header to the core as an `mh` event marked with its SPI.
+   * Queues `esp` (copied now: the receive buffer is reused) to be unprotected after the packets
+   * queued before it; the Mobility Headers go to the core as `mh` events marked with their SPI.
    * Without SAs configured, or beyond {@linkcode ESP_BACKLOG} waiting packets, it is dropped and
    * counted.
    */
   #queueEsp(esp: Uint8Array, at: { src: string; dst: string; hao?: string }): void {
-    const ha = this.#esp;
-    if (ha === undefined) {
+    if (this.#esp === undefined) {
       this.#count("esp_not_configured");
       this.#logEsp("not_configured", peekSpi(esp), at.src, "no ESP SA configured");
       return;
     }
-    if (this.#espBacklog >= ESP_BACKLOG) {
+    if (this.#espQueue.length >= ESP_BACKLOG) {
       this.#count("esp_backlog_dropped");
       return;
     }
-    this.#espBacklog++;
-    const bytes = esp.slice();
-    this.#espRx = this.#espRx.then(async () => {
-      try {
-        const r = await ha.unprotect(bytes, at);
-        if (!r.ok) {
-          this.#logEsp(r.counter, r.spi, at.src, `${r.error.kind} (field ${r.error.field})`);
-          return;
+    this.#espQueue.push({ bytes: esp.slice(), at });
+    if (!this.#espDraining) {
+      this.#espDraining = true;
+      this.#espRx = this.#drainEspQueue();
+    }
+  }
+
+  readonly #espQueue: { bytes: Uint8Array; at: { src: string; dst: string; hao?: string } }[] = [];
+  #espDraining = false;
+
+  /**
+   * Unprotects what is queued, up to {@linkcode BATCH} packets at a time (their WebCrypto work
+   * overlaps; the results keep arrival order), and hands each group's events to the core
+   * together: one batch of actions, one reservation write for its protected BAs.
+   */
+  async #drainEspQueue(): Promise<void> {
+    const esp = this.#esp!;
+    try {
+      while (this.#espQueue.length > 0 && !this.#stopping) {
+        const group = this.#espQueue.splice(0, BATCH);
+        const results = await Promise.all(
+          group.map((g) => esp.unprotect(g.bytes, g.at).catch((e) => e as Error)),
+        );
+        const events: HaEvent[] = [];
+        for (let i = 0; i < group.length; i++) {
+          const r = results[i], at = group[i].at;
+          if (r instanceof Error) {
+            this.#count("rx_errors");
+            log.error("ESP packet from {src} not handled: {error}", {
+              src: at.src,
+              error: String(r),
+            });
+            continue;
+          }
+          if (!r.ok) {
+            this.#logEsp(r.counter, r.spi, at.src, `${r.error.kind} (field ${r.error.field})`);
+            continue;
+          }
+          events.push({
+            type: "mh",
+            src: at.src,
+            dst: at.dst,
+            homeAddress: at.hao ?? at.src,
+            hao: at.hao !== undefined,
+            message: r.value.mh,
+            protected: { spi: r.spi },
+          });
         }
-        if (this.#stopping) return;
-        const { value } = r;
-        this.#dispatchMany([{
-          type: "mh",
-          src: at.src,
-          dst: at.dst,
-          homeAddress: at.hao ?? at.src,
-          hao: at.hao !== undefined,
-          message: value.mh,
-          protected: { spi: r.spi },
-        }]);
-      } catch (e) {
-        this.#count("rx_errors");
-        log.error("ESP packet from {src} not handled: {error}", { src: at.src, error: String(e) });
-      } finally {
-        this.#espBacklog--;
+        if (!this.#stopping) this.#dispatchMany(events);
       }
-    });
+    } finally {
+      this.#espQueue.length = 0;
+      this.#espDraining = false;
+    }
   }
 
   /** A refused protected packet: counted by the caller, logged here (rate-limited per reason). */
@@ -1089,6 +1116,52 @@ export class HomeAgentDaemon {
         }
       }
     });
+  }
+
+  /**
+   * The ESP sequence numbers the protected BAs of `actions` will take, reserved on disk in one
+   * state write for the whole batch (a first registration of many home addresses would
+   * otherwise write once per BA). `#sendProtectedBa` checks again and writes alone if needed.
+   */
+  #reserveEsp(actions: HaAction[]): void {
+    const esp = this.#esp!;
+    let per: Map<string, number> | undefined;
+    for (const a of actions) {
+      if (a.type !== "sendBa" || !a.protect) continue;
+      per ??= new Map();
+      per.set(a.homeAddress, (per.get(a.homeAddress) ?? 0) + 1);
+    }
+    if (per === undefined) return;
+    const pending = this.#reservations;
+    for (const [hoa, k] of per) {
+      try {
+        const need = esp.reservationNeeded(hoa, k);
+        if (need !== undefined) pending.set(hoa, need);
+      } catch { /* no outbound SA: reported when the BA is built */ }
+    }
+    if (pending.size === 0) return;
+    this.#dirty = true;
+    if (this.#persistNow()) {
+      for (const [hoa, v] of pending) esp.committed(hoa, v);
+      this.#count("esp_reservations", pending.size);
+      this.#count("esp_reservation_writes");
+    }
+    pending.clear();
+  }
+
+  /** One state write reserving sequence numbers for every outbound SA (after the restore). */
+  #reserveAllEsp(): void {
+    const esp = this.#esp;
+    if (esp === undefined) return;
+    const all = esp.reservationsForAll();
+    if (all.length === 0) return;
+    for (const [hoa, v] of all) this.#reservations.set(hoa, v);
+    this.#dirty = true;
+    if (this.#persistNow()) {
+      for (const [hoa, v] of all) esp.committed(hoa, v);
+      this.#count("esp_reservation_writes");
+    }
+    this.#reservations.clear();
   }
 
   /** Reservations being written (the state write includes them before they are committed). */

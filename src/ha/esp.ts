@@ -100,15 +100,29 @@ export class HaEsp {
   }
 
   /**
-   * The sequence number the next protected BA to `homeAddress` takes would need a new
-   * reservation on disk: returns the value to persist first (then {@linkcode committed}), or
-   * undefined when it is covered. Throws for a home address without an outbound SA.
+   * The sequence numbers the next `packets` protected BAs to `homeAddress` take would need a
+   * new reservation on disk: returns the value to persist first (then {@linkcode committed}),
+   * or undefined when they are covered. Throws for a home address without an outbound SA.
    */
-  reservationNeeded(homeAddress: string): number | undefined {
+  reservationNeeded(homeAddress: string, packets = 1): number | undefined {
     const sa = this.#outbound(homeAddress);
     const reserved = this.#reserved.get(sa.spi) ?? 0;
-    if (sa.lastSequence + 1 <= reserved) return undefined;
-    return Math.min(MAX_SEQUENCE, sa.lastSequence + ESP_SEQUENCE_RESERVE);
+    if (sa.lastSequence + packets <= reserved) return undefined;
+    return Math.min(MAX_SEQUENCE, sa.lastSequence + Math.max(packets, ESP_SEQUENCE_RESERVE));
+  }
+
+  /**
+   * Reservations for every outbound SA whose next packet is not covered yet: written once at
+   * start, so that a burst of first registrations needs no write per BA. Pass each pair to
+   * {@linkcode committed} once on disk.
+   */
+  reservationsForAll(): [homeAddress: string, value: number][] {
+    const out: [string, number][] = [];
+    for (const hoa of this.homeAddresses) {
+      const v = this.reservationNeeded(hoa);
+      if (v !== undefined) out.push([hoa, v]);
+    }
+    return out;
   }
 
   /** `value` from {@linkcode reservationNeeded} is on disk for `homeAddress`'s outbound SA. */

@@ -244,6 +244,8 @@ class Peer:
             # ESP in transport mode, inserted by scapy after the Destination Options header
             # (RFC 4303 section 3.1.1): IPv6 | DestOpts (HAO) | ESP | MH
             pkt = make_sa(r["sa_bu"], seq=r.get("esp_seq", 1)).encrypt(IPv6(raw(pkt)))
+        if r.get("dry"):  # built, not sent (for send_hex later)
+            return {"reply": None, "sent_hex": raw(pkt).hex()}
         return self.exchange(r, raw(pkt))
 
     def exchange(self, r, data):
