@@ -277,7 +277,7 @@ export class HomeAgentDaemon {
     this.#setupForwarding();
 
     // Interception device: the kernel routes HoA/128 into it.
-    this.#tun = TunTapDevice.open(cfg.tunnelDevice, { mode: "tun" });
+    this.#tun = TunTapDevice.open(cfg.tunnelDevice, { mode: "tun", vnetHdr: true });
     c.defer(`tun device ${cfg.tunnelDevice}`, () => this.#tun.close());
     this.#removeStrayRoutes();
     this.#tun.setMtu(this.#link.mtu - TUNNEL_OVERHEAD);
@@ -527,10 +527,14 @@ export class HomeAgentDaemon {
         dir: this.#cfg.stateDir,
         error: String(e),
       });
+      this.#espStateLost();
       return;
     }
     const { bindings, rejected, esp } = parsePersistedCache(doc);
     for (const r of rejected) log.warning("persisted binding cache: {problem}", { problem: r });
+    if (this.#esp !== undefined && rejected.some((r) => /^(document|esp):/.test(r))) {
+      this.#espStateLost();
+    }
     if (this.#esp !== undefined && esp.length > 0) {
       for (const p of this.#esp.importState(esp)) {
         log.warning("persisted ESP state: {problem}", { problem: p });
@@ -1147,6 +1151,22 @@ export class HomeAgentDaemon {
       this.#count("esp_reservation_writes");
     }
     pending.clear();
+  }
+
+  /**
+   * The state file exists but its ESP counters cannot be read: the previous run may have sent
+   * any sequence number, and with AES-GCM a repeated one repeats a nonce. The outbound counters
+   * jump to 2^31 (far beyond what a run sends in practice; the mobile node's window simply moves
+   * forward). A deleted state directory cannot be told from a first start: that needs new keys.
+   */
+  #espStateLost(): void {
+    const esp = this.#esp;
+    if (esp === undefined) return;
+    const skipped = esp.skipOutboundTo(2 ** 31);
+    log.error(
+      "ESP state of the previous run unreadable: outbound sequence numbers of {count} SA(s) continue at 2^31 so that none is reused (RFC 4303 §3.3.3); consider new keys",
+      { count: skipped },
+    );
   }
 
   /** One state write reserving sequence numbers for every outbound SA (after the restore). */

@@ -289,7 +289,7 @@ class MnDaemon {
           log.info("created bridge {bridge}", { bridge: br });
         }
       }
-      const tap = TunTapDevice.open(vm.tap, { mode: "tap" });
+      const tap = TunTapDevice.open(vm.tap, { mode: "tap", vnetHdr: true });
       this.cleanup.defer(`remove tap ${vm.tap}`, () => tap.close());
       writeSysctl(`net/ipv6/conf/${tap.name}/disable_ipv6`, 1);
       const tapMac = tap.getMac();
