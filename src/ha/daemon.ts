@@ -98,6 +98,9 @@ export const STATE_NAME = "ha-bindings";
  */
 export const FORWARDING_STATE = "ha-forwarding";
 
+/** How often the host's own addresses are read again (ms). */
+const OWN_ADDRESSES_MS = 30_000;
+
 /** Protected packets waiting to be unprotected before new ones are dropped (a flood). */
 const ESP_BACKLOG = 4096;
 
@@ -271,8 +274,17 @@ export class HomeAgentDaemon {
     parseIPv6Into(this.#linkLocal, this.#llBytes);
     parseIPv6Into(ALL_NODES, this.#allNodes);
     this.#mac.set(parseMac(this.#link.mac));
-    // The host's own addresses are never care-of addresses (nor home addresses).
+    // The host's own addresses are never care-of addresses (nor home addresses): read now and
+    // every OWN_ADDRESSES_MS (an address added later must not become a care-of address)
     this.core.setOwnAddresses(rtnl.getAddresses().map((a) => a.address));
+    const ownTimer = setInterval(() => {
+      try {
+        this.core.setOwnAddresses(this.#rtnl.getAddresses().map((a) => a.address));
+      } catch (e) {
+        log.warning("cannot read the host's addresses: {error}", { error: String(e) });
+      }
+    }, OWN_ADDRESSES_MS);
+    c.defer("address refresh timer", () => clearInterval(ownTimer));
 
     this.#setupForwarding();
 

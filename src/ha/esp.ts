@@ -209,6 +209,20 @@ export class HaEsp {
     return problems;
   }
 
+  /**
+   * Moves every outbound counter to at least `sequence` (state of an earlier run lost: see the
+   * daemon). Returns how many SAs there are.
+   */
+  skipOutboundTo(sequence: number): number {
+    let n = 0;
+    for (const sa of this.sad) {
+      if (sa.direction !== "outbound") continue;
+      sa.importState({ spi: sa.spi, direction: "outbound", sequence });
+      n++;
+    }
+    return n;
+  }
+
   /** For `status`: every SA (no keys) with its counters, and the SAD's own counters. */
   status(): Record<string, unknown> {
     return {

@@ -181,4 +181,12 @@ Deno.test("HaEsp: protected BAs after a reservation; a restart never reuses a se
     /no such SA configured/,
   );
   assert.equal((third.status().sas as unknown[]).length, 4);
+  // a lost state: the counters jump far ahead instead of starting over
+  const lost = new HaEsp(CONFIG, HA);
+  assert.equal(lost.skipOutboundTo(2 ** 31), 2);
+  assert.equal(lost.reservationNeeded(HOA), 2 ** 31 + ESP_SEQUENCE_RESERVE);
+  lost.committed(HOA, 2 ** 31 + ESP_SEQUENCE_RESERVE);
+  const jumped = await unprotectPacket(mnSad(), await lost.protectBa(ba(1)), "mobileNode");
+  assert.ok(jumped.ok);
+  assert.equal(jumped.value.sequence, 2 ** 31 + 1);
 });

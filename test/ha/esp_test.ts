@@ -9,7 +9,8 @@
  * - a deregistration from home (IPv6 | ESP | MH, no HAO) reaches the raw ESP socket and gets
  *   a protected BA without routing header;
  * - after a restart (SIGTERM) and after a crash (SIGKILL) the BA sequence numbers go on
- *   forward, never reused, and the inbound replay window is kept.
+ *   forward, never reused, and the inbound replay window is kept; with the state file damaged
+ *   they jump to 2^31.
  */
 
 import assert from "node:assert/strict";
@@ -202,8 +203,17 @@ Deno.test({
     assert.equal(home?.rh2, null);
     assert.equal(home?.cksum_ok, true);
     assert.deepEqual((await haStatus(t)).bindings.map((b) => b.homeAddress), [HOA2]);
-
     assert.equal((await ha3.stop()).code, 0, ha3.stderr);
+    await t.cn.ip("addr", "del", `${HOA}/64`, "dev", "eth0");
+
+    // 9. a damaged state file: the counters cannot be known, so they jump to 2^31
+    await Deno.writeTextFile(`${t.stateDir}/ha-bindings.json`, "{ damaged");
+    const ha4 = await startHa(t, args);
+    assert.match(ha4.stderr, /outbound sequence numbers of 2 SA\(s\) continue at 2\^31/);
+    const lost = (await bu({ seq: 200, esp_seq: 6 })).reply;
+    assert.equal(lost?.status, 0, `${JSON.stringify(lost)}\n${ha4.stderr}`);
+    assert.ok(lost!.esp!.seq > 2 ** 31, `BA sequence ${lost!.esp!.seq}`);
+    assert.equal((await ha4.stop()).code, 0, ha4.stderr);
     await Deno.remove(t.dir, { recursive: true });
   },
 });
