@@ -70,6 +70,12 @@ export const BA_STATUS = {
   EXPIRED_CARE_OF_NONCE_INDEX: 137,
   EXPIRED_NONCES: 138,
   REG_TYPE_CHANGE: 139,
+  /** RFC 3963 §6.1.1 (NEMO). */
+  MOBILE_ROUTER_NOT_PERMITTED: 140,
+  /** RFC 5213 §8.9 (Proxy Mobile IPv6). */
+  PROXY_REG_NOT_ENABLED: 152,
+  /** RFC 6275 §6.1.8. */
+  INVALID_CARE_OF_ADDRESS: 174,
 } as const;
 
 /** Binding Error status values (RFC 6275 §6.1.9). */
@@ -175,6 +181,12 @@ export function baStatusText(n: number): string {
       return "Expired nonces";
     case 139:
       return "Registration type change disallowed";
+    case 140:
+      return "Mobile router operation not permitted";
+    case 152:
+      return "Proxy registration not enabled";
+    case 174:
+      return "Invalid care-of address";
     default:
       return `status ${n}`;
   }

@@ -303,6 +303,9 @@ Deno.test("mobility: emit programmer errors throw", () => {
 Deno.test("mobility: BA status names", () => {
   assert.equal(baStatusText(BA_STATUS.SEQ_OUT_OF_WINDOW), "Sequence number out of window");
   assert.equal(baStatusText(BA_STATUS.NOT_HOME_AGENT), "Not home agent for this mobile node");
+  assert.equal(baStatusText(BA_STATUS.INVALID_CARE_OF_ADDRESS), "Invalid care-of address");
+  assert.equal(baStatusText(140), "Mobile router operation not permitted");
+  assert.equal(baStatusText(999), "status 999");
   assert.equal(baStatusText(0), "Binding Update accepted");
   assert.equal(baStatusText(200), "status 200");
   assert.equal(BA_STATUS.REG_TYPE_CHANGE, 139);
