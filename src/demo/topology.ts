@@ -39,9 +39,17 @@ export type HostName = "hostA" | "hostB" | "hostC";
 /** Path of mod.ts, to start daemons from source. */
 export const MOD_TS = new URL("../../mod.ts", import.meta.url).pathname;
 
+/**
+ * V8 flags the daemons run with (also baked into `deno task compile` and set in the
+ * systemd units): a 1 MiB young generation instead of V8's default 16 MiB. The data
+ * path allocates nothing per packet, so the smaller nursery costs no throughput and
+ * saves ~12 MiB of resident memory per daemon.
+ */
+export const DAEMON_V8_FLAGS = "--max-semi-space-size=1";
+
 /** argv running `kagemusha …` from source with the current Deno. */
 export function kagemusha(...args: string[]): string[] {
-  return [Deno.execPath(), "run", "-A", MOD_TS, ...args];
+  return [Deno.execPath(), "run", "-A", `--v8-flags=${DAEMON_V8_FLAGS}`, MOD_TS, ...args];
 }
 
 /** The reference topology; `build()` it, then start daemons in its namespaces. */
