@@ -5,6 +5,8 @@
  * @module
  */
 
+import { VM_DROP_COUNTERS } from "../mn/pseudo_home.ts";
+
 /**
  * The counters the data path keeps (also the default slot list of {@linkcode SharedCounters}).
  *
@@ -31,7 +33,9 @@
  *   (partial checksum, segment size lost): passed on re-segmented for the minimum MTU;
  * - `vm_frames`: frames read from VM taps; `vm_replies`: ND/echo answers written back;
  *   `vm_too_big`: ICMPv6 Packet Too Big sent to a guest (RFC 2473 §7); `vm_dropped`: frames
- *   the pseudo home network dropped.
+ *   the pseudo home network dropped, and the same frames once more by reason: the
+ *   `vm_drop_*` names of `VM_DROP_COUNTERS` (src/mn/pseudo_home.ts: `vm_drop_ipv4`,
+ *   `vm_drop_dhcpv6`, `vm_drop_multicast`, …), which add up to `vm_dropped`.
  */
 export const DATAPATH_COUNTERS = [
   "tunnel_tx_packets",
@@ -55,6 +59,7 @@ export const DATAPATH_COUNTERS = [
   "vm_replies",
   "vm_too_big",
   "vm_dropped",
+  ...VM_DROP_COUNTERS,
 ] as const;
 
 /** What a Worker needs to attach to a {@linkcode SharedCounters}. */

@@ -28,6 +28,7 @@ import {
   makePseudoHomeContext,
   newFrameVerdict,
   type PseudoHomeVm,
+  VM_DROP_COUNTERS,
 } from "../mn/pseudo_home.ts";
 import { parseIPv6, parseMac } from "../wire/addr.ts";
 import { copyBytes, finishChecksum, PacketMemory } from "./checksum.ts";
@@ -119,6 +120,8 @@ function setup(init: MnWorkerInit): { loop(): void; close(): void } {
     const VM_REPLIES = c.slot("vm_replies");
     const VM_TOO_BIG = c.slot("vm_too_big");
     const VM_DROPPED = c.slot("vm_dropped");
+    /** Counter slot of each drop reason, indexed by a DROP verdict's `dropCounter`. */
+    const DROP_SLOTS = Int32Array.from(VM_DROP_COUNTERS, (n) => c.slot(n));
     const RX_ERRORS = c.slot("tunnel_rx_errors");
     /** Destination (the HA) and IPV6_PKTINFO source (the CoA, RFC 3542 §6.1) of every slot. */
     const program = () => {
@@ -223,6 +226,7 @@ function setup(init: MnWorkerInit): { loop(): void; close(): void } {
                   break;
                 default:
                   c.add(VM_DROPPED, 1);
+                  c.add(DROP_SLOTS[verdict.dropCounter], 1);
               }
             }
             if (reads === B) more = true;

@@ -21,7 +21,7 @@
  */
 
 import assert from "node:assert/strict";
-import { needs } from "../helpers/env.ts";
+import { needs, PYTHON } from "../helpers/env.ts";
 import { Lab, type Netns } from "../helpers/netns.ts";
 import { command, readCounters, TempDir } from "./control.ts";
 import { ADDR, buildFullLab } from "./full_lab.ts";
@@ -49,7 +49,7 @@ for (const vnetHdr of [false, true]) {
   const mode = vnetHdr ? "offload (IFF_VNET_HDR)" : "plain";
   Deno.test({
     name: `MN + HA data paths, ${mode}: guest behind bridge+tap reaches the cn through the tunnel`,
-    ignore: needs(["ip", "ping"], { root: true }),
+    ignore: needs(["ip", "ping", PYTHON], { root: true }),
     sanitizeResources: false,
     sanitizeOps: false,
     async fn(t) {
@@ -193,6 +193,30 @@ for (const vnetHdr of [false, true]) {
         assert.equal(delta(before, after, "tunnel_spoofed"), 1);
         assert.equal(delta(before, after, "tunnel_unknown"), 1);
         await listener.stop();
+      });
+
+      await t.step("frames not relayed are counted per reason (vm_drop_*)", async () => {
+        const before = await readCounters(L.mnDriver, L.mnCtl);
+        const r = await L.vm.exec([
+          PYTHON,
+          here("./guest_frames.py"),
+          "eth0",
+          ADDR.vmMac,
+          "unrelayed",
+        ]);
+        assert.match(r.stdout, /^SENT 3$/m, r.stderr);
+        await new Promise((r) => setTimeout(r, 200));
+        const after = await readCounters(L.mnDriver, L.mnCtl);
+        // The DHCPv6 Solicit; the IPv4 datagram and the ARP request (scapy's own MLD or ND
+        // may add to other reasons).
+        assert.ok(delta(before, after, "vm_drop_dhcpv6") >= 1, JSON.stringify(after));
+        assert.ok(delta(before, after, "vm_drop_ipv4") >= 2, JSON.stringify(after));
+        // Every reason counted is also a vm_dropped.
+        const reasons = Object.keys(after).filter((k) => k.startsWith("vm_drop_"));
+        assert.equal(
+          reasons.reduce((s, k) => s + delta(before, after, k), 0),
+          delta(before, after, "vm_dropped"),
+        );
       });
 
       await t.step("setActive(false) stops tunnelling; setActive(true) resumes", async () => {
