@@ -10,6 +10,7 @@ import type { Datapath } from "./ha_datapath.ts";
 import { DEFAULT_BATCH, MAX_PACKET, openTunnelSocket, StopSignal } from "./io.ts";
 import { MnControl } from "./mn_control.ts";
 import type { MnWorkerInit } from "./mn_worker.ts";
+import type { RaOptions } from "../mn/pseudo_home.ts";
 import { enableOffloads, hasVnetHdr } from "./vnet.ts";
 import { startWorkerGroup } from "./worker_host.ts";
 
@@ -32,6 +33,13 @@ export interface MnDatapathVm {
   routerMac: string;
   /** The home router's link-local address as the guest knows it. */
   routerLl: string;
+  /**
+   * What the Router Advertisement answering the guest's Router Solicitation says (RFC 4861
+   * §6.2.6; `VmConfig.ra`, defaults in `RA_DEFAULTS` of src/mn/pseudo_home.ts). Give the
+   * daemon's resolved options (its Router Lifetime included) so that the solicited RA says
+   * what the periodic ones say.
+   */
+  ra?: RaOptions;
 }
 
 /** Options of {@linkcode startMnDatapath}. */
@@ -92,6 +100,7 @@ export async function startMnDatapath(opts: MnDatapathOptions): Promise<MnDatapa
       vmMac: v.vmMac,
       routerMac: v.routerMac,
       routerLl: v.routerLl,
+      ra: v.ra,
     })),
     sockFd: socket.fd,
     stopFd: stopper.fd,

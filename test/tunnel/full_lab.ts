@@ -35,6 +35,12 @@ export const ADDR = {
   routerMac: "02:00:00:00:01:10",
 } as const;
 
+/**
+ * What the pseudo router advertises to the guest in these labs (not the defaults, so that a
+ * test can tell the configuration reached the Worker that answers Router Solicitations).
+ */
+export const RA = { autonomous: true, mtu: 1400 } as const;
+
 /** The built lab. */
 export interface FullLab {
   vm: Netns;
@@ -67,6 +73,9 @@ export async function buildFullLab(
   await vm.ip("link", "set", "eth0", "address", ADDR.vmMac);
   await vm.ip("addr", "add", `${ADDR.hoa}/64`, "dev", "eth0");
   await vm.ip("-6", "route", "add", "default", "via", "fe80::1", "dev", "eth0");
+  // The guest's kernel neither solicits nor applies RAs: the advertised MTU (RA.mtu) would
+  // change the PMTU the tests expect; a test reads the RA itself.
+  await vm.sysctl("net.ipv6.conf.eth0.accept_ra", 0);
 
   await mn.ip("link", "add", "br0", "type", "bridge");
   await mn.sysctl("net.ipv6.conf.br0.disable_ipv6", 1);
@@ -114,6 +123,7 @@ export async function buildFullLab(
         vmMac: ADDR.vmMac,
         routerMac: ADDR.routerMac,
         routerLl: "fe80::1",
+        ra: RA,
       }],
       careOf: ADDR.coa,
       homeAgent: ADDR.ha,

@@ -24,7 +24,7 @@ import assert from "node:assert/strict";
 import { needs, PYTHON } from "../helpers/env.ts";
 import { Lab, type Netns } from "../helpers/netns.ts";
 import { command, readCounters, TempDir } from "./control.ts";
-import { ADDR, buildFullLab } from "./full_lab.ts";
+import { ADDR, buildFullLab, RA } from "./full_lab.ts";
 import { hex, udpPacket } from "./packets.ts";
 
 const DENO = Deno.execPath();
@@ -217,6 +217,20 @@ for (const vnetHdr of [false, true]) {
           reasons.reduce((s, k) => s + delta(before, after, k), 0),
           delta(before, after, "vm_dropped"),
         );
+      });
+
+      await t.step("a Router Solicitation is answered with the configured RA", async () => {
+        const r = await L.vm.exec([PYTHON, here("./guest_frames.py"), "eth0", ADDR.vmMac, "rs"]);
+        const m = r.stdout.match(/^RA (.*)$/m);
+        assert.ok(m, r.stdout + r.stderr);
+        const ra = JSON.parse(m[1]);
+        // Unicast to the soliciting link-local (RFC 4861 §6.2.6), the home prefix on-link.
+        assert.equal(ra.dst, "fe80::5054:ff:fe00:10");
+        assert.equal(ra.prefix, "2001:db8:2000::");
+        assert.equal(ra.L, 1);
+        // What full_lab configured (defaults would be A=0 and no MTU option).
+        assert.equal(ra.A, RA.autonomous ? 1 : 0);
+        assert.equal(ra.mtu, RA.mtu);
       });
 
       await t.step("setActive(false) stops tunnelling; setActive(true) resumes", async () => {

@@ -12,6 +12,7 @@
  */
 
 import { TunTapDevice } from "../../ffi/tap.ts";
+import type { RaOptions } from "../../src/mn/pseudo_home.ts";
 import { SharedCounters } from "../../src/tunnel/counters.ts";
 import { startMnDatapath } from "../../src/tunnel/mn_datapath.ts";
 import { followCommands } from "./control.ts";
@@ -24,6 +25,8 @@ const cfg = JSON.parse(Deno.args[0]) as {
     vmMac: string;
     routerMac: string;
     routerLl: string;
+    /** Router Advertisement contents (RaOptions of src/mn/pseudo_home.ts). */
+    ra?: RaOptions;
     active?: boolean;
   }>;
   careOf: string;
