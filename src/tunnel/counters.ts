@@ -16,6 +16,9 @@ import { VM_DROP_COUNTERS } from "../mn/pseudo_home.ts";
  *   (tun on the HA, a VM's tap on the MN; MN bytes without the Ethernet header);
  * - `tunnel_tx_no_binding`: device → tunnel packets whose destination has no binding (HA) or
  *   whose VM is not active (MN);
+ * - `tunnel_loop`: device → tunnel packets whose binding's tunnel endpoint is itself a Home
+ *   Address of the table (RFC 2473 §4 tunnel loop; the HA refuses such care-of addresses, this
+ *   is defence in depth), dropped;
  * - `tunnel_unknown`: tunnel → device packets for/from an address with no binding;
  * - `tunnel_spoofed`: tunnel → device packets whose outer source is not the binding's tunnel
  *   endpoint (HA: the HoA's CoA; MN: the home agent), RFC 6275 §10.4.5;
@@ -43,6 +46,7 @@ export const DATAPATH_COUNTERS = [
   "tunnel_rx_packets",
   "tunnel_rx_bytes",
   "tunnel_tx_no_binding",
+  "tunnel_loop",
   "tunnel_unknown",
   "tunnel_spoofed",
   "tunnel_malformed",

@@ -3,7 +3,8 @@
  *
  * - `tx`: tun → tunnel. Packets the kernel routed into the tun (destination a Home Address)
  *   are sent to the binding's Care-of Address through the raw IPPROTO_IPV6 socket bound to the
- *   home agent address; the kernel prepends the outer header. On a tun with IFF_VNET_HDR the
+ *   home agent address; the kernel prepends the outer header. A CoA that is itself a Home
+ *   Address of the table would be a tunnel loop (RFC 2473 §4): dropped, `tunnel_loop`. On a tun with IFF_VNET_HDR the
  *   kernel hands over 64 KB TCP (and UDP) super-packets, split here into segments
  *   (`gso.ts`), and packets with partial checksums, finished here.
  * - `rx`: tunnel → tun. Inner packets received on that socket are written to the tun only when
@@ -91,6 +92,7 @@ function setup(init: HaWorkerInit): { loop(): void; close(): void } {
     const packet = rb.subarray(READ_IP_AT);
     const split = new GsoSplitter();
     const NO_BINDING = c.slot("tunnel_tx_no_binding");
+    const LOOP = c.slot("tunnel_loop");
     const GSO_SPLIT = c.slot("tunnel_tx_gso_split");
     const GSO_DROPPED = c.slot("tunnel_tx_gso_dropped");
     return {
@@ -112,6 +114,12 @@ function setup(init: HaWorkerInit): { loop(): void; close(): void } {
             const slot = table.lookup(packet, IP6_DST);
             if (slot < 0) {
               c.add(NO_BINDING, 1);
+              continue;
+            }
+            // RFC 2473 §4: a CoA that is a HoA routes the encapsulated packet back into the tun,
+            // where it would be encapsulated again, without end.
+            if (table.outerIsKey(slot)) {
+              c.add(LOOP, 1);
               continue;
             }
             const at = READ_IP_AT - VNET_HDR_LEN; // the header, when there is one

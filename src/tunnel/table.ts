@@ -328,6 +328,20 @@ export class TableReader {
     return s < 0 ? -1 : s;
   }
 
+  /**
+   * Whether slot `slot`'s outer address is itself an inner address of the table (a Home
+   * Address): tunnelling to it would bring the packet back into the tunnel (RFC 2473 §4).
+   */
+  outerIsKey(slot: number): boolean {
+    return probe(
+      this.#copy,
+      this.#view,
+      this.#mask,
+      this.#copy,
+      HEADER + slot * SLOT_SIZE + SLOT_OUTER,
+    ) >= 0;
+  }
+
   /** Whether slot `slot`'s outer address equals the 16 bytes at `b[off]`. */
   outerIs(slot: number, b: Uint8Array, off: number): boolean {
     return sameAddress(this.#copy, HEADER + slot * SLOT_SIZE + SLOT_OUTER, b, off);

@@ -81,6 +81,19 @@ Deno.test("TableReader: lookups by packet bytes, refreshed on generation change 
   assert.equal(r.size, 0);
 });
 
+Deno.test("TableReader.outerIsKey: a tunnel endpoint that is itself an inner address", () => {
+  const t = new TunnelTable(8);
+  const other = "2001:db8:2000::11";
+  t.set(HOA, { outer: COA });
+  t.set(other, { outer: HOA }); // other → HOA, HOA → COA: tunnelling to `other` loops
+  const r = new TableReader(t.buffer);
+  assert.equal(r.outerIsKey(r.lookup(parseIPv6(HOA), 0)), false);
+  assert.equal(r.outerIsKey(r.lookup(parseIPv6(other), 0)), true);
+  t.delete(HOA);
+  r.refresh();
+  assert.equal(r.outerIsKey(r.lookup(parseIPv6(other), 0)), false);
+});
+
 Deno.test("TunnelTable: random operations agree with a Map (collisions, backward-shift delete)", () => {
   // 12 addresses in a 6-entry table (16 slots): many probe chains wrap and collide.
   const pool = Array.from({ length: 12 }, (_, i) => `2001:db8:2000::${(i * 37 + 5).toString(16)}`);

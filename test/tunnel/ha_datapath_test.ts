@@ -29,6 +29,8 @@ const HA = "2001:db8:2000::1";
 const CN = "2001:db8:2000::2";
 const HOA = "2001:db8:2000::10";
 const HOA_UNBOUND = "2001:db8:2000::11";
+/** Routed into the tun, never proxied: only the tunnel-loop step binds it. */
+const HOA_LOOP = "2001:db8:2000::12";
 const COA = "2001:db8:3000::3";
 const COA_OTHER = "2001:db8:3000::99";
 const TUN = "kgmha0";
@@ -84,6 +86,7 @@ async function build(lab: Lab, tmp: TempDir, vnetHdr: boolean): Promise<HaLab> {
   await ha.ip("link", "set", TUN, "mtu", "1500", "up");
   await ha.ip("-6", "route", "add", `${HOA}/128`, "dev", TUN);
   await ha.ip("-6", "route", "add", `${HOA_UNBOUND}/128`, "dev", TUN);
+  await ha.ip("-6", "route", "add", `${HOA_LOOP}/128`, "dev", TUN);
   return { cn, ha, coa, driver, ctl };
 }
 
@@ -221,6 +224,31 @@ for (const vnetHdr of [false, true]) {
         assert.equal(delta(before, after, "tunnel_tx_packets"), 0);
         assert.equal(echo.stdout.split("\n").length, echoes);
       });
+
+      await t.step(
+        "a binding whose CoA is another HoA is a tunnel loop: dropped, counted",
+        async () => {
+          // RFC 2473 §4: each HoA's care-of address is the other HoA, and both are routed into
+          // the tun. Were the packet tunnelled, the encapsulated packet would come back through
+          // the tun, be tunnelled again (40 bytes bigger) and so on, fragments included.
+          await command(driver, ctl, { cmd: "set", inner: HOA_UNBOUND, outer: HOA_LOOP });
+          await command(driver, ctl, { cmd: "set", inner: HOA_LOOP, outer: HOA_UNBOUND });
+          try {
+            const before = await readCounters(driver, ctl);
+            await cn.exec(["ping", "-6", "-c", "2", "-i", "0.2", "-W", "1", HOA_UNBOUND], {
+              allowFail: true,
+            });
+            await new Promise((r) => setTimeout(r, 300));
+            const after = await readCounters(driver, ctl);
+            assert.ok(delta(before, after, "tunnel_loop") >= 2, JSON.stringify(after));
+            // Bounded: nothing went into the tunnel (2 echo requests, no amplification).
+            assert.equal(delta(before, after, "tunnel_tx_packets"), 0, JSON.stringify(after));
+          } finally {
+            await command(driver, ctl, { cmd: "delete", inner: HOA_UNBOUND });
+            await command(driver, ctl, { cmd: "delete", inner: HOA_LOOP });
+          }
+        },
+      );
 
       await t.step(
         "binding change reaches the Workers; the old CoA becomes a spoofer",
