@@ -8,7 +8,8 @@
 import type { EspAlgorithm, EspSaConfig } from "../../src/ipsec/config.ts";
 import { SecurityAssociation } from "../../src/ipsec/sa.ts";
 import type { BaRepr, BuRepr } from "../../src/wire/mobility.ts";
-import { PYTHON } from "../helpers/env.ts";
+import { runPythonJson } from "../helpers/python.ts";
+import { tsharkEspSaArgs } from "../helpers/tshark.ts";
 
 /** Addresses of the reference topology (DESIGN.md). */
 export const ADDR = {
@@ -89,51 +90,14 @@ export function ba(sequence: number, status = 0): Omit<BaRepr, "type"> {
 export const SCAPY_ESP = new URL("./scapy_esp.py", import.meta.url).pathname;
 
 /** Runs `scapy_esp.py <mode>` with `input` as JSON on stdin; returns its JSON output. */
-export async function runScapyEsp<T>(mode: "decrypt" | "encrypt", input: unknown): Promise<T> {
-  const child = new Deno.Command(PYTHON, {
-    args: [SCAPY_ESP, mode],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const w = child.stdin.getWriter();
-  await w.write(new TextEncoder().encode(JSON.stringify(input)));
-  await w.close();
-  const out = await child.output();
-  if (!out.success) {
-    throw new Error(`scapy_esp.py ${mode} failed: ${new TextDecoder().decode(out.stderr)}`);
-  }
-  return JSON.parse(new TextDecoder().decode(out.stdout)) as T;
+export function runScapyEsp<T>(mode: "decrypt" | "encrypt", input: unknown): Promise<T> {
+  return runPythonJson<T>([SCAPY_ESP, mode], input, `scapy_esp.py ${mode}`);
 }
 
-const TSHARK_ENCRYPTION: Record<EspAlgorithm, string> = {
-  "aes-gcm-128": "AES-GCM with 16 octet ICV [RFC4106]",
-  "aes-gcm-256": "AES-GCM with 16 octet ICV [RFC4106]",
-  "aes-cbc-hmac-sha256": "AES-CBC [RFC3602]",
-  "null-hmac-sha256": "NULL",
-};
-
 /**
- * tshark options that decrypt and authenticate every SA of {@linkcode SA_CONFIGS}: one
- * `uat:esp_sa` entry each (Wireshark 4.0 fields: protocol, source, destination, SPI,
- * encryption, key, authentication, key; addresses wildcarded because tshark shows the HoA as
- * a HAO packet's source).
+ * tshark options that decrypt and authenticate every SA of {@linkcode SA_CONFIGS} (see
+ * {@linkcode tsharkEspSaArgs}).
  */
 export function tsharkEspArgs(): string[] {
-  const args = [
-    "-o",
-    "esp.enable_encryption_decode:TRUE",
-    "-o",
-    "esp.enable_authentication_check:TRUE",
-  ];
-  for (const alg of ALGORITHMS) {
-    const c = SA_CONFIGS[alg];
-    const spi = `0x${c.spi.toString(16).padStart(8, "0")}`;
-    const key = c.key === "" ? "" : `0x${c.key}`;
-    const auth = c.authKey === undefined ? "NULL" : "HMAC-SHA-256-128 [RFC4868]";
-    const authKey = c.authKey === undefined ? "" : `0x${c.authKey}`;
-    const fields = ["IPv6", "*", "*", spi, TSHARK_ENCRYPTION[alg], key, auth, authKey];
-    args.push("-o", `uat:esp_sa:${fields.map((f) => `"${f}"`).join(",")}`);
-  }
-  return args;
+  return tsharkEspSaArgs(ALGORITHMS.map((alg) => SA_CONFIGS[alg]));
 }

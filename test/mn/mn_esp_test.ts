@@ -10,16 +10,18 @@ import assert from "node:assert/strict";
 import { controlRequest } from "../../src/control/client.ts";
 import { needs, PYTHON } from "../helpers/env.ts";
 import { Lab, run } from "../helpers/netns.ts";
+import { tsharkFields } from "../helpers/tshark.ts";
 import {
   COA,
   ESP_PAIR,
   ForeignHost,
   HA,
   HOA,
-  REPO,
+  homeLink,
+  kagemusha,
   ROUTER_MAC,
   type ScapyEvent,
-  ScapyHa,
+  startScapyHa,
   tsharkEspArgs,
   VM_MAC,
 } from "./mn_lab.ts";
@@ -45,8 +47,8 @@ function espSeq(e: ScapyEvent): number {
 }
 
 /** Every decrypted ESP packet in `pcap` as tshark dissects it, one object per packet. */
-async function tsharkEsp(pcap: string): Promise<Array<Record<string, string>>> {
-  const fields = [
+function tsharkEsp(pcap: string): Promise<Array<Record<string, string>>> {
+  return tsharkFields(pcap, "esp", [
     "ipv6.src",
     "ipv6.dst",
     "esp.spi",
@@ -63,25 +65,7 @@ async function tsharkEsp(pcap: string): Promise<Array<Record<string, string>>> {
     "mip6.ba.status",
     "mip6.ba.seqnr",
     "ipv6.routing.mipv6.home_address",
-  ];
-  const r = await run([
-    "tshark",
-    "-n",
-    "-r",
-    pcap,
-    ...tsharkEspArgs(ESP_PAIR),
-    "-Y",
-    "esp",
-    "-T",
-    "fields",
-    "-E",
-    "separator=|",
-    ...fields.flatMap((f) => ["-e", f]),
-  ]);
-  return r.stdout.trim().split("\n").filter(Boolean).map((line) => {
-    const v = line.split("|");
-    return Object.fromEntries(fields.map((f, i) => [f, v[i] ?? ""]));
-  });
+  ], tsharkEspArgs(ESP_PAIR));
 }
 
 const spiHex = (spi: number) => `0x${spi.toString(16).padStart(8, "0")}`;
@@ -311,34 +295,8 @@ Deno.test({
     await using lab = new Lab();
     const dir = await Deno.makeTempDir({ prefix: "kgm-mn-esp-home-" });
     try {
-      const hostA = await lab.netns("ha-host");
-      const ha = await lab.netns("ha");
-      const guest = await lab.netns("vm");
-      await hostA.ip("link", "add", "brhome", "type", "bridge");
-      await lab.veth(ha, "eth0", hostA, "uplink");
-      await lab.veth(guest, "eth0", hostA, "vmport");
-      for (const p of ["uplink", "vmport"]) await hostA.ip("link", "set", p, "master", "brhome");
-      await hostA.ip("link", "set", "brhome", "up");
-      await hostA.ip("addr", "add", "2001:db8:2000::5/64", "dev", "brhome", "nodad");
-      await ha.ip("addr", "add", `${HA}/64`, "dev", "eth0", "nodad");
-      await guest.ip("link", "set", "eth0", "down");
-      await guest.ip("link", "set", "eth0", "address", VM_MAC);
-      await guest.ip("link", "set", "eth0", "up");
-      await guest.ip("addr", "add", `${HOA}/64`, "dev", "eth0", "nodad");
-      await guest.exec(["ping", "-6", "-c", "1", "-W", "2", HA]);
-      const scapy = ha.spawn([
-        PYTHON,
-        `${REPO}test/mn/scapy_ha.py`,
-        "--iface",
-        "eth0",
-        "--ha",
-        HA,
-        "--home-mac",
-        VM_MAC,
-        ...ESP_ARG,
-      ]);
-      await scapy.waitFor('"event": "ready"', 20_000);
-      const sha = new ScapyHa(scapy);
+      const { hostA, ha } = await homeLink(lab);
+      const sha = await startScapyHa(ha, ["--home-mac", VM_MAC, ...ESP_ARG]);
       const control = `${dir}/mn.sock`;
       const cfg = `${dir}/mn.json`;
       await Deno.writeTextFile(
@@ -360,15 +318,7 @@ Deno.test({
           }],
         }),
       );
-      const mn = hostA.spawn([
-        Deno.execPath(),
-        "run",
-        "-A",
-        `${REPO}mod.ts`,
-        "mn",
-        "--config",
-        cfg,
-      ]);
+      const mn = hostA.spawn(kagemusha("mn", "--config", cfg));
       await mn.waitFor("mobile node ready", 20_000);
       // Back from a foreign host that sent BU sequence 700 and ESP sequence 40.
       await controlRequest(control, "handover", {

@@ -17,7 +17,7 @@ import assert from "node:assert/strict";
 import { controlRequest } from "../../src/control/client.ts";
 import { needs, PYTHON } from "../helpers/env.ts";
 import { Lab } from "../helpers/netns.ts";
-import { HA, HOA, REPO, ROUTER_MAC, ScapyHa, VM_MAC } from "./mn_lab.ts";
+import { HOA, homeLink, mnCommand, startScapyHa, VM_MAC } from "./mn_lab.ts";
 
 const ignore = needs(["ip", "ping", PYTHON], { root: true });
 
@@ -39,65 +39,13 @@ Deno.test({
     await using lab = new Lab();
     const dir = await Deno.makeTempDir({ prefix: "kgm-mn-home-" });
     try {
-      const hostA = await lab.netns("ha-host");
-      const ha = await lab.netns("ha");
-      const guest = await lab.netns("vm");
-      await hostA.ip("link", "add", "brhome", "type", "bridge");
-      await lab.veth(ha, "eth0", hostA, "uplink");
-      await lab.veth(guest, "eth0", hostA, "vmport");
-      for (const p of ["uplink", "vmport"]) await hostA.ip("link", "set", p, "master", "brhome");
-      await hostA.ip("link", "set", "brhome", "up");
-      await hostA.ip("addr", "add", "2001:db8:2000::5/64", "dev", "brhome", "nodad");
-      await ha.ip("addr", "add", `${HA}/64`, "dev", "eth0", "nodad");
-      await guest.ip("link", "set", "eth0", "down");
-      await guest.ip("link", "set", "eth0", "address", VM_MAC);
-      await guest.ip("link", "set", "eth0", "up");
-      await guest.ip("addr", "add", `${HOA}/64`, "dev", "eth0", "nodad");
       // The bridge learns the VM's MAC on vmport: frames for it are no longer flooded.
-      await guest.exec(["ping", "-6", "-c", "1", "-W", "2", HA]);
-
-      const scapy = ha.spawn([
-        PYTHON,
-        `${REPO}test/mn/scapy_ha.py`,
-        "--iface",
-        "eth0",
-        "--ha",
-        HA,
-        "--home-mac",
-        VM_MAC,
-        "--watch-na",
-        HOA,
-      ]);
-      await scapy.waitFor('"event": "ready"', 20_000);
-      const sha = new ScapyHa(scapy);
+      const { hostA, ha } = await homeLink(lab);
+      const sha = await startScapyHa(ha, ["--home-mac", VM_MAC, "--watch-na", HOA]);
       const control = `${dir}/mn.sock`;
-      const mn = hostA.spawn([
-        Deno.execPath(),
-        "run",
-        "-A",
-        `${REPO}mod.ts`,
-        "mn",
-        "--interface",
-        "brhome",
-        "--home-agent",
-        HA,
-        "--home-address",
-        `${HOA}/64`,
-        "--vm-mac",
-        VM_MAC,
-        "--router-mac",
-        ROUTER_MAC,
-        "--tap",
-        "kgtap0",
-        "--bridge",
-        "brhome",
-        "--control",
-        control,
-        "--state-dir",
-        `${dir}/state`,
-        "--log-level",
-        "debug",
-      ]);
+      const mn = hostA.spawn(
+        mnCommand({ iface: "brhome", bridge: "brhome", control, stateDir: `${dir}/state` }),
+      );
       await mn.waitFor("mobile node ready", 20_000);
       const binding = async () =>
         ((await controlRequest(control, "status")) as { bindings: Binding[] }).bindings[0];

@@ -16,6 +16,7 @@ import assert from "node:assert/strict";
 import { controlRequest } from "../../src/control/client.ts";
 import { Lab, type LabProcess, type Netns } from "../helpers/netns.ts";
 import { PYTHON } from "../helpers/env.ts";
+import { tsharkEspSaArgs } from "../helpers/tshark.ts";
 import type { EspPairConfig } from "../../src/ipsec/config.ts";
 
 export const HOA = "2001:db8:2000::10";
@@ -43,34 +44,122 @@ export const ESP_PAIR: EspPairConfig = {
   },
 };
 
-const TSHARK_ENCRYPTION: Record<string, string> = {
-  "aes-gcm-128": "AES-GCM with 16 octet ICV [RFC4106]",
-  "aes-gcm-256": "AES-GCM with 16 octet ICV [RFC4106]",
-  "aes-cbc-hmac-sha256": "AES-CBC [RFC3602]",
-  "null-hmac-sha256": "NULL",
-};
-
 /**
- * tshark options decrypting and authenticating both SAs of `pair` (Wireshark 4.0 `uat:esp_sa`
- * fields as in test/ipsec/esp_oracle.ts: protocol, source, destination, SPI, encryption, key,
- * authentication, authentication key; addresses wildcarded).
+ * tshark options decrypting and authenticating both SAs of `pair` (see
+ * {@linkcode tsharkEspSaArgs}).
  */
 export function tsharkEspArgs(pair: EspPairConfig): string[] {
-  const args = [
-    "-o",
-    "esp.enable_encryption_decode:TRUE",
-    "-o",
-    "esp.enable_authentication_check:TRUE",
-  ];
-  for (const c of [pair.bu, pair.ba]) {
-    const spi = `0x${c.spi.toString(16).padStart(8, "0")}`;
-    const key = c.key === "" ? "" : `0x${c.key}`;
-    const auth = c.authKey === undefined ? "NULL" : "HMAC-SHA-256-128 [RFC4868]";
-    const authKey = c.authKey === undefined ? "" : `0x${c.authKey}`;
-    const fields = ["IPv6", "*", "*", spi, TSHARK_ENCRYPTION[c.algorithm], key, auth, authKey];
-    args.push("-o", `uat:esp_sa:${fields.map((f) => `"${f}"`).join(",")}`);
+  return tsharkEspSaArgs([pair.bu, pair.ba]);
+}
+
+/** `deno run -A mod.ts …args`: the CLI from source, as the CLI contract says. */
+export function kagemusha(...args: string[]): string[] {
+  return [Deno.execPath(), "run", "-A", `${REPO}mod.ts`, ...args];
+}
+
+/**
+ * `kagemusha mn` with flags for the standard VM (HoA, VM and router MACs, tap kgtap0) on
+ * `iface`, its tap enslaved to `bridge`; `--lifetime` only when given.
+ */
+export function mnCommand(o: {
+  iface: string;
+  bridge: string;
+  control: string;
+  stateDir: string;
+  lifetime?: number;
+}): string[] {
+  return kagemusha(
+    "mn",
+    "--interface",
+    o.iface,
+    "--home-agent",
+    HA,
+    "--home-address",
+    `${HOA}/64`,
+    "--vm-mac",
+    VM_MAC,
+    "--router-mac",
+    ROUTER_MAC,
+    "--tap",
+    "kgtap0",
+    "--bridge",
+    o.bridge,
+    "--control",
+    o.control,
+    "--state-dir",
+    o.stateDir,
+    ...(o.lifetime === undefined ? [] : ["--lifetime", String(o.lifetime)]),
+    "--log-level",
+    "debug",
+  );
+}
+
+/**
+ * A guest namespace `vm` with its eth0 veth'd to `host`'s `port` (left down): the VM's MAC, RAs
+ * accepted but no SLAAC address (so its only global address is the HoA), then `sysctls` on eth0.
+ */
+export async function addGuest(
+  lab: Lab,
+  host: Netns,
+  opts: { port?: string; sysctls?: Record<string, number> } = {},
+): Promise<Netns> {
+  const guest = await lab.netns("vm");
+  await lab.veth(guest, "eth0", host, opts.port ?? "vmport");
+  await guest.ip("link", "set", "eth0", "down");
+  await guest.ip("link", "set", "eth0", "address", VM_MAC);
+  await guest.sysctl("net.ipv6.conf.eth0.accept_ra", 2);
+  await guest.sysctl("net.ipv6.conf.eth0.autoconf", 0);
+  for (const [k, v] of Object.entries(opts.sysctls ?? {})) {
+    await guest.sysctl(`net.ipv6.conf.eth0.${k}`, v);
   }
-  return args;
+  await guest.ip("addr", "add", `${HOA}/64`, "dev", "eth0", "nodad");
+  return guest;
+}
+
+/**
+ * The home link for returning-home tests, made by the test:
+ *
+ * ```
+ *  guest ns (HoA, VM MAC) ── vmport ┐
+ *                                   brhome (hostA ns, 2001:db8:2000::5/64)
+ *  ha ns eth0 2001:db8:2000::1 ── uplink ┘
+ * ```
+ *
+ * The guest pings the HA once, so the bridge learns the VM's MAC on vmport (frames for it are
+ * no longer flooded).
+ */
+export async function homeLink(lab: Lab): Promise<{ hostA: Netns; ha: Netns; guest: Netns }> {
+  const hostA = await lab.netns("ha-host");
+  const ha = await lab.netns("ha");
+  const guest = await lab.netns("vm");
+  await hostA.ip("link", "add", "brhome", "type", "bridge");
+  await lab.veth(ha, "eth0", hostA, "uplink");
+  await lab.veth(guest, "eth0", hostA, "vmport");
+  for (const p of ["uplink", "vmport"]) await hostA.ip("link", "set", p, "master", "brhome");
+  await hostA.ip("link", "set", "brhome", "up");
+  await hostA.ip("addr", "add", "2001:db8:2000::5/64", "dev", "brhome", "nodad");
+  await ha.ip("addr", "add", `${HA}/64`, "dev", "eth0", "nodad");
+  await guest.ip("link", "set", "eth0", "down");
+  await guest.ip("link", "set", "eth0", "address", VM_MAC);
+  await guest.ip("link", "set", "eth0", "up");
+  await guest.ip("addr", "add", `${HOA}/64`, "dev", "eth0", "nodad");
+  await guest.exec(["ping", "-6", "-c", "1", "-W", "2", HA]);
+  return { hostA, ha, guest };
+}
+
+/** The scapy home agent (scapy_ha.py) on `ns`'s eth0; resolves once it is sniffing. */
+export async function startScapyHa(ns: Netns, args: string[] = []): Promise<ScapyHa> {
+  const p = ns.spawn([
+    PYTHON,
+    `${REPO}test/mn/scapy_ha.py`,
+    "--iface",
+    "eth0",
+    "--ha",
+    HA,
+    ...args,
+  ]);
+  await p.waitFor('"event": "ready"', 20_000);
+  return new ScapyHa(p);
 }
 
 /** A binding as `status` reports it. */
@@ -110,18 +199,7 @@ export class ForeignHost {
     await ha.ip("addr", "add", "2001:db8:3000::1/64", "dev", "eth0", "nodad");
     await ha.ip("addr", "add", `${HA}/64`, "dev", "eth0", "nodad");
     let guest: Netns | null = null;
-    if (opts.guest) {
-      guest = await lab.netns("vm");
-      await lab.veth(guest, "eth0", host, "vmport");
-      await guest.ip("link", "set", "eth0", "down");
-      await guest.ip("link", "set", "eth0", "address", VM_MAC);
-      // A guest that takes router advertisements but configures no SLAAC address, so its
-      // only global address is the HoA.
-      await guest.sysctl("net.ipv6.conf.eth0.accept_ra", 2);
-      await guest.sysctl("net.ipv6.conf.eth0.autoconf", 0);
-      await guest.sysctl("net.ipv6.conf.eth0.forwarding", 0);
-      await guest.ip("addr", "add", `${HOA}/64`, "dev", "eth0", "nodad");
-    }
+    if (opts.guest) guest = await addGuest(lab, host, { sysctls: { forwarding: 0 } });
     return new ForeignHost(lab, host, ha, guest);
   }
 
@@ -131,33 +209,13 @@ export class ForeignHost {
    */
   startDaemon(extra: string[] = [], opts: { env?: Record<string, string> } = {}): LabProcess {
     return this.host.spawn([
-      Deno.execPath(),
-      "run",
-      "-A",
-      `${REPO}mod.ts`,
-      "mn",
-      "--interface",
-      "eth0",
-      "--home-agent",
-      HA,
-      "--home-address",
-      `${HOA}/64`,
-      "--vm-mac",
-      VM_MAC,
-      "--router-mac",
-      ROUTER_MAC,
-      "--tap",
-      "kgtap0",
-      "--bridge",
-      "kgbr0",
-      "--control",
-      this.control,
-      "--state-dir",
-      this.stateDir,
-      "--lifetime",
-      "60",
-      "--log-level",
-      "debug",
+      ...mnCommand({
+        iface: "eth0",
+        bridge: "kgbr0",
+        control: this.control,
+        stateDir: this.stateDir,
+        lifetime: 60,
+      }),
       ...extra,
     ], opts.env === undefined ? {} : { env: opts.env });
   }
@@ -191,31 +249,12 @@ export class ForeignHost {
         vms: [vm],
       }),
     );
-    return this.host.spawn([
-      Deno.execPath(),
-      "run",
-      "-A",
-      `${REPO}mod.ts`,
-      "mn",
-      "--config",
-      cfg,
-      ...extra,
-    ]);
+    return this.host.spawn(kagemusha("mn", "--config", cfg, ...extra));
   }
 
   /** The scapy home agent in the ha namespace; resolves once it is sniffing. */
-  async startScapyHa(args: string[] = []): Promise<ScapyHa> {
-    const p = this.ha.spawn([
-      PYTHON,
-      `${REPO}test/mn/scapy_ha.py`,
-      "--iface",
-      "eth0",
-      "--ha",
-      HA,
-      ...args,
-    ]);
-    await p.waitFor('"event": "ready"', 20_000);
-    return new ScapyHa(p);
+  startScapyHa(args: string[] = []): Promise<ScapyHa> {
+    return startScapyHa(this.ha, args);
   }
 
   async status(): Promise<

@@ -7,15 +7,16 @@
 
 import assert from "node:assert/strict";
 import { needs, PYTHON } from "../helpers/env.ts";
-import { Lab, run } from "../helpers/netns.ts";
+import { Lab } from "../helpers/netns.ts";
+import { tsharkFields } from "../helpers/tshark.ts";
 import { controlRequest } from "../../src/control/client.ts";
-import { COA, ForeignHost, HA, HOA, REPO } from "./mn_lab.ts";
+import { COA, ForeignHost, HA, HOA, kagemusha, REPO } from "./mn_lab.ts";
 
 const ignore = needs(["ip", "tshark", PYTHON], { root: true });
 
 /** tshark's fields of every MIPv6 packet in `pcap`, one object per packet. */
-async function tsharkMip6(pcap: string): Promise<Array<Record<string, string>>> {
-  const fields = [
+function tsharkMip6(pcap: string): Promise<Array<Record<string, string>>> {
+  return tsharkFields(pcap, "mipv6", [
     "ipv6.src",
     "ipv6.dst",
     "mip6.mhtype",
@@ -30,24 +31,7 @@ async function tsharkMip6(pcap: string): Promise<Array<Record<string, string>>> 
     "mip6.ba.status",
     "mip6.ba.seqnr",
     "ipv6.routing.mipv6.home_address",
-  ];
-  const r = await run([
-    "tshark",
-    "-n",
-    "-r",
-    pcap,
-    "-Y",
-    "mipv6",
-    "-T",
-    "fields",
-    "-E",
-    "separator=|",
-    ...fields.flatMap((f) => ["-e", f]),
   ]);
-  return r.stdout.trim().split("\n").filter(Boolean).map((line) => {
-    const v = line.split("|");
-    return Object.fromEntries(fields.map((f, i) => [f, v[i] ?? ""]));
-  });
 }
 
 Deno.test({
@@ -81,16 +65,7 @@ Deno.test({
     assert.ok(b.lifetimeRemaining > 50 && b.lifetimeRemaining <= 60, `${b.lifetimeRemaining}`);
 
     // status --json through the CLI, as an operator runs it.
-    const cli = await fh.host.exec([
-      Deno.execPath(),
-      "run",
-      "-A",
-      `${REPO}mod.ts`,
-      "status",
-      "--control",
-      fh.control,
-      "--json",
-    ]);
+    const cli = await fh.host.exec(kagemusha("status", "--control", fh.control, "--json"));
     const st = JSON.parse(cli.stdout);
     assert.equal(st.role, "mn");
     assert.equal(st.bindings[0].state, "registered");
@@ -286,15 +261,7 @@ Deno.test({
         ],
       }),
     );
-    const mn = fh.host.spawn([
-      Deno.execPath(),
-      "run",
-      "-A",
-      `${REPO}mod.ts`,
-      "mn",
-      "--config",
-      cfg,
-    ]);
+    const mn = fh.host.spawn(kagemusha("mn", "--config", cfg));
     const deadline = Date.now() + 15_000;
     let st = await fh.status().catch(() => null);
     while (!st || st.bindings.some((b) => b.state !== "registered")) {

@@ -11,8 +11,8 @@ import assert from "node:assert/strict";
 import { controlRequest } from "../../src/control/client.ts";
 import { needs } from "../helpers/env.ts";
 import { Lab } from "../helpers/netns.ts";
-import { CN, COA, HA, haTopology, HOA, startHa } from "../ha/ha_lab.ts";
-import { REPO, ROUTER_MAC, VM_MAC } from "./mn_lab.ts";
+import { CN, COA, haTopology, HOA, startHa } from "../ha/ha_lab.ts";
+import { addGuest, mnCommand } from "./mn_lab.ts";
 
 const ignore = needs(["ip", "ping"], { root: true });
 
@@ -23,44 +23,16 @@ Deno.test({
     await using lab = new Lab();
     const t = await haTopology(lab);
     try {
-      const guest = await lab.netns("vm");
-      await lab.veth(guest, "eth0", t.mn, "vmport");
-      await guest.ip("link", "set", "eth0", "down");
-      await guest.ip("link", "set", "eth0", "address", VM_MAC);
-      await guest.sysctl("net.ipv6.conf.eth0.accept_ra", 2);
-      await guest.sysctl("net.ipv6.conf.eth0.autoconf", 0);
-      await guest.ip("addr", "add", `${HOA}/64`, "dev", "eth0", "nodad");
+      const guest = await addGuest(lab, t.mn);
       const ha = await startHa(t);
       const control = `${t.dir}/mn.sock`;
-      const mn = t.mn.spawn([
-        Deno.execPath(),
-        "run",
-        "-A",
-        `${REPO}mod.ts`,
-        "mn",
-        "--interface",
-        "eth0",
-        "--home-agent",
-        HA,
-        "--home-address",
-        `${HOA}/64`,
-        "--vm-mac",
-        VM_MAC,
-        "--router-mac",
-        ROUTER_MAC,
-        "--tap",
-        "kgtap0",
-        "--bridge",
-        "kgbr0",
-        "--control",
+      const mn = t.mn.spawn(mnCommand({
+        iface: "eth0",
+        bridge: "kgbr0",
         control,
-        "--state-dir",
-        `${t.dir}/mn-state`,
-        "--lifetime",
-        "120",
-        "--log-level",
-        "debug",
-      ]);
+        stateDir: `${t.dir}/mn-state`,
+        lifetime: 120,
+      }));
       await mn.waitFor("mobile node ready", 20_000);
       await t.mn.ip("link", "set", "vmport", "master", "kgbr0");
       await t.mn.ip("link", "set", "vmport", "up");

@@ -6,6 +6,7 @@
  */
 
 import { IN_CI, needs, PYTHON } from "../helpers/env.ts";
+import { runPythonJson } from "../helpers/python.ts";
 import { LINKTYPE, writePcap } from "./pcap.ts";
 
 /** Path of the python side of the scapy oracle. */
@@ -117,21 +118,8 @@ export function needsScapy(tools: string[] = []): boolean {
 }
 
 /** Runs `scapy_oracle.py <mode>` with `input` as JSON on stdin; returns its JSON output. */
-export async function runScapyOracle<T>(mode: "build" | "parse", input?: unknown): Promise<T> {
-  const child = new Deno.Command(PYTHON, {
-    args: [SCAPY_ORACLE, mode],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(input === undefined ? "" : JSON.stringify(input)));
-  await writer.close();
-  const out = await child.output();
-  if (!out.success) {
-    throw new Error(`scapy oracle ${mode} failed: ${new TextDecoder().decode(out.stderr)}`);
-  }
-  return JSON.parse(new TextDecoder().decode(out.stdout)) as T;
+export function runScapyOracle<T>(mode: "build" | "parse", input?: unknown): Promise<T> {
+  return runPythonJson<T>([SCAPY_ORACLE, mode], input, `scapy oracle ${mode}`);
 }
 
 /** Lowercase hex of `bytes`. */
