@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { needs, PYTHON } from "../helpers/env.ts";
 import { Lab } from "../helpers/netns.ts";
-import { CN, COA, HA, haStatus, haTopology, HOA, startHa } from "./ha_lab.ts";
+import { CN, COA, HA, haStatus, haTopology, HOA, sendBu, startHa } from "./ha_lab.ts";
 import { ScapyPeer } from "./peer.ts";
 
 const ignore = needs(["ip", "ping", PYTHON], { root: true });
@@ -39,12 +39,7 @@ Deno.test({
     ]);
     await using _mn = mn;
     await using _cn = cn;
-    const reg = await mn.request<{ reply: { status: number; latency_ms: number } | null }>("bu", {
-      iface: "eth0",
-      coa: COA,
-      ha: HA,
-      hoa: HOA,
-      alt_coa: COA,
+    const reg = await sendBu<{ reply: { status: number; latency_ms: number } | null }>(mn, {
       seq: 1,
       lifetime: 60,
     });

@@ -17,7 +17,7 @@ import assert from "node:assert/strict";
 import type { EspSaConfig } from "../../src/ipsec/config.ts";
 import { needs, PYTHON } from "../helpers/env.ts";
 import { Lab } from "../helpers/netns.ts";
-import { COA, HA, haStatus, haTopology, HOA, startHa } from "./ha_lab.ts";
+import { COA, HA, haStatus, haTopology, HOA, sendBu, startHa } from "./ha_lab.ts";
 import { ScapyPeer } from "./peer.ts";
 
 const ignore = needs(["ip", PYTHON], { root: true });
@@ -88,12 +88,7 @@ Deno.test({
     assert.doesNotMatch(ha1.stderr, /signaling is unauthenticated/);
     assert.match(ha1.stderr, /ESP protects signaling for 2 home address/);
     const bu = (o: Record<string, unknown>) =>
-      mn.request<{ reply: Reply | null; sent_hex: string }>("bu", {
-        iface: "eth0",
-        coa: COA,
-        ha: HA,
-        hoa: HOA,
-        alt_coa: COA,
+      sendBu<{ reply: Reply | null; sent_hex: string }>(mn, {
         lifetime: 30,
         timeout: 2,
         sa_bu: GCM.bu,

@@ -15,6 +15,7 @@
 
 import { controlRequest } from "../../src/control/client.ts";
 import { type Lab, type LabProcess, type Netns, run } from "../helpers/netns.ts";
+import type { ScapyPeer } from "./peer.ts";
 
 export const HA = "2001:db8:2000::1";
 export const CN = "2001:db8:2000::2";
@@ -69,15 +70,19 @@ export async function haTopology(lab: Lab): Promise<HaTopology> {
   };
 }
 
-/** Starts `kagemusha ha` in the `ha` namespace and waits for its ready line. */
-export async function startHa(
-  t: HaTopology,
-  extra: string[] = [],
-): Promise<LabProcess> {
-  const p = t.ha.spawn([
+/**
+ * `deno run -A [denoFlags] mod.ts ha` on home0 with the reference HA address and home prefix,
+ * `control` and `stateDir`, then `flags`.
+ */
+export function haCommand(
+  o: { control: string; stateDir: string; denoFlags?: string[] },
+  ...flags: string[]
+): string[] {
+  return [
     Deno.execPath(),
     "run",
     "-A",
+    ...(o.denoFlags ?? []),
     MOD,
     "ha",
     "--interface",
@@ -87,15 +92,40 @@ export async function startHa(
     "--home-prefix",
     PREFIX,
     "--control",
-    t.control,
+    o.control,
     "--state-dir",
-    t.stateDir,
-    "--log-level",
-    "debug",
-    ...extra,
-  ]);
+    o.stateDir,
+    ...flags,
+  ];
+}
+
+/** Starts `kagemusha ha` in the `ha` namespace and waits for its ready line. */
+export async function startHa(
+  t: HaTopology,
+  extra: string[] = [],
+): Promise<LabProcess> {
+  const p = t.ha.spawn(haCommand(t, "--log-level", "debug", ...extra));
   await p.waitFor("home agent ready", 20_000);
   return p;
+}
+
+/**
+ * The scapy peer's `bu` request for the reference registration (RFC 6275 §11.7.1: from the CoA
+ * on eth0 to the HA, HAO with the HoA, Alternate Care-of Address = CoA), with `args` added
+ * (and overriding those).
+ */
+export function sendBu<T = Record<string, unknown>>(
+  peer: ScapyPeer,
+  args: Record<string, unknown>,
+): Promise<T> {
+  return peer.request<T>("bu", {
+    iface: "eth0",
+    coa: COA,
+    ha: HA,
+    hoa: HOA,
+    alt_coa: COA,
+    ...args,
+  });
 }
 
 /** A binding as `status --json` reports it. */

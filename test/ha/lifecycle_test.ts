@@ -13,11 +13,13 @@ import {
   eventually,
   exists,
   HA,
+  haCommand,
   haStatus,
   type HaTopology,
   haTopology,
   HOA,
   kernelState,
+  sendBu,
   startHa,
   TUN,
 } from "./ha_lab.ts";
@@ -26,12 +28,7 @@ import { ScapyPeer } from "./peer.ts";
 const ignore = needs(["ip", "ping", PYTHON], { root: true });
 
 function bu(mn: ScapyPeer, seq: number, lifetime: number) {
-  return mn.request<{ reply: { status: number; seq: number; lifetime: number } | null }>("bu", {
-    iface: "eth0",
-    coa: COA,
-    ha: HA,
-    hoa: HOA,
-    alt_coa: COA,
+  return sendBu<{ reply: { status: number; seq: number; lifetime: number } | null }>(mn, {
     seq,
     lifetime,
   });
@@ -172,23 +169,10 @@ Deno.test({
     const t = await haTopology(lab);
     // no HA address configured: the daemon adds it itself (and must take it away again)
     await t.ha.ip("addr", "del", `${HA}/64`, "dev", "home0");
-    const p = t.ha.spawn([
-      Deno.execPath(),
-      "run",
-      "-A",
-      new URL("../../mod.ts", import.meta.url).pathname,
-      "ha",
-      "--interface",
-      "home0",
-      "--address",
-      HA,
-      "--home-prefix",
-      "2001:db8:2000::/64",
-      "--control",
-      "/proc/kagemusha-nonexistent/ha.sock", // cannot be created: the last setup step fails
-      "--state-dir",
-      t.stateDir,
-    ]);
+    const p = t.ha.spawn(haCommand({
+      control: "/proc/kagemusha-nonexistent/ha.sock", // cannot be created: the last setup step fails
+      stateDir: t.stateDir,
+    }));
     const st = await p.done;
     assert.equal(st.code, 1, p.stderr);
     await p.waitFor(/failed to start/);

@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { needs, PYTHON } from "../helpers/env.ts";
 import { Lab } from "../helpers/netns.ts";
-import { COA, HA, HA_FGN, haStatus, haTopology, HOA, startHa } from "./ha_lab.ts";
+import { COA, HA, HA_FGN, haStatus, haTopology, sendBu, startHa } from "./ha_lab.ts";
 import { ScapyPeer } from "./peer.ts";
 
 const ignore = needs(["ip", "ping", PYTHON], { root: true });
@@ -38,12 +38,7 @@ Deno.test({
     ]);
     await using _mn = mn;
     const bu = async (o: Record<string, unknown>) =>
-      (await mn.request<{ reply: Reply | null }>("bu", {
-        iface: "eth0",
-        coa: COA,
-        ha: HA,
-        hoa: HOA,
-        alt_coa: COA,
+      (await sendBu<{ reply: Reply | null }>(mn, {
         lifetime: 30,
         timeout: 1.5,
         ...o,

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { needs, PYTHON } from "../helpers/env.ts";
 import { Lab } from "../helpers/netns.ts";
-import { CN, COA, HA, haStatus, haTopology, HOA, kernelState, startHa } from "./ha_lab.ts";
+import { CN, HA, haStatus, haTopology, HOA, kernelState, sendBu, startHa } from "./ha_lab.ts";
 import { ScapyPeer } from "./peer.ts";
 
 const ignore = needs(["ip", PYTHON], { root: true });
@@ -44,15 +44,7 @@ Deno.test({
     await using _mn = mn;
     await using _cn = cn;
     const bu = (seq: number, lifetime: number) =>
-      mn.request<{ reply: { status: number } | null }>("bu", {
-        iface: "eth0",
-        coa: COA,
-        ha: HA,
-        hoa: HOA,
-        alt_coa: COA,
-        seq,
-        lifetime,
-      });
+      sendBu<{ reply: { status: number } | null }>(mn, { seq, lifetime });
     const ns = () =>
       cn.request<{ na: Na | null }>("ns", {
         iface: "eth0",
@@ -136,12 +128,8 @@ Deno.test({
     // L bit (RFC 6275 §10.3.1): the home agent defends fe80::<interface id of the HoA> too
     const LL_HOA = "2001:db8:2000::20";
     const withL = (seq: number, lifetime: number) =>
-      mn.request<{ reply: { status: number } | null }>("bu", {
-        iface: "eth0",
-        coa: COA,
-        ha: HA,
+      sendBu<{ reply: { status: number } | null }>(mn, {
         hoa: LL_HOA,
-        alt_coa: COA,
         seq,
         lifetime,
         flags: "AHL",

@@ -16,7 +16,7 @@
  */
 import { parseArgs } from "node:util";
 import { Lab } from "../helpers/netns.ts";
-import { COA, HA, haStatus, haTopology, PREFIX } from "./ha_lab.ts";
+import { COA, HA, haCommand, haStatus, haTopology } from "./ha_lab.ts";
 
 const { values: a } = parseArgs({
   options: {
@@ -30,7 +30,6 @@ const { values: a } = parseArgs({
   },
 });
 
-const MOD = new URL("../../mod.ts", import.meta.url).pathname;
 const GEN = new URL("../bench/bu_load.ts", import.meta.url).pathname;
 
 function procStatus(pid: number): { rssKb: number; hwmKb: number } {
@@ -79,28 +78,15 @@ async function realPid(pid: number): Promise<number> {
 async function once(): Promise<Record<string, unknown>> {
   await using lab = new Lab();
   const t = await haTopology(lab);
-  const ha = t.ha.spawn([
-    Deno.execPath(),
-    "run",
-    "-A",
-    ...a["deno-flags"].split(" ").filter(Boolean),
-    MOD,
-    "ha",
-    "--interface",
-    "home0",
-    "--address",
-    HA,
-    "--home-prefix",
-    PREFIX,
-    "--control",
-    t.control,
-    "--state-dir",
-    t.stateDir,
-    "--dad",
-    "optimistic",
-    "--log-level",
-    a["log-level"],
-  ]);
+  const ha = t.ha.spawn(
+    haCommand(
+      { ...t, denoFlags: a["deno-flags"].split(" ").filter(Boolean) },
+      "--dad",
+      "optimistic",
+      "--log-level",
+      a["log-level"],
+    ),
+  );
   try {
     for (let i = 0;; i++) {
       try {

@@ -16,6 +16,7 @@ import {
   haTopology,
   HOA,
   kernelState,
+  sendBu,
   startHa,
   TUN,
 } from "./ha_lab.ts";
@@ -52,12 +53,7 @@ Deno.test({
     ]);
     await using _mn = mn;
     const bu = async (o: Record<string, unknown>) =>
-      (await mn.request<{ reply: MhReply | null }>("bu", {
-        iface: "eth0",
-        coa: COA,
-        ha: HA,
-        hoa: HOA,
-        alt_coa: COA,
+      (await sendBu<{ reply: MhReply | null }>(mn, {
         lifetime: 100,
         timeout: 3,
         ...o,
