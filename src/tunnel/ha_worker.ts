@@ -100,7 +100,6 @@ function setup(init: HaWorkerInit): { loop(): void; close(): void } {
         let more = false; // the last round read a whole batch: read again before polling
         while (Atomics.load(stop, 0) === 0) {
           if (!more && !waitData()) break;
-          table.refresh();
           let reads = 0;
           while (reads < B) {
             const r = Number(lib.read(tunFd, readView, readCap));
@@ -118,7 +117,7 @@ function setup(init: HaWorkerInit): { loop(): void; close(): void } {
             }
             // RFC 2473 §4: a CoA that is a HoA routes the encapsulated packet back into the tun,
             // where it would be encapsulated again, without end.
-            if (table.outerIsKey(slot)) {
+            if (table.outerIsKey()) {
               c.add(LOOP, 1);
               continue;
             }
@@ -138,7 +137,7 @@ function setup(init: HaWorkerInit): { loop(): void; close(): void } {
               }
               for (let i = 0; i < segs; i++) {
                 const s = out.slot();
-                table.copyOuter(slot, ring.addrs[s], 0);
+                table.copyOuter(ring.addrs[s], 0);
                 out.commit(split.emit(i, out.mem, out.ipAt[s]));
               }
               c.add(GSO_SPLIT, 1);
@@ -154,7 +153,7 @@ function setup(init: HaWorkerInit): { loop(): void; close(): void } {
               }
             }
             const s = out.slot();
-            table.copyOuter(slot, ring.addrs[s], 0);
+            table.copyOuter(ring.addrs[s], 0);
             copyBytes(rmem, READ_IP_AT, out.mem, out.ipAt[s], len);
             out.commit(len);
           }
@@ -202,7 +201,6 @@ function setup(init: HaWorkerInit): { loop(): void; close(): void } {
       let more = false;
       while (Atomics.load(stop, 0) === 0) {
         if (!more && !waitData()) break;
-        table.refresh();
         const n = recvNow(sockFd, ring);
         if (n === 0) {
           more = false;
@@ -226,7 +224,7 @@ function setup(init: HaWorkerInit): { loop(): void; close(): void } {
             c.add(UNKNOWN, 1);
             continue;
           }
-          if (!table.outerIs(slot, ring.addrs[k], 0)) {
+          if (!table.outerIs(ring.addrs[k], 0)) {
             c.add(SPOOFED, 1);
             continue;
           }

@@ -21,13 +21,20 @@
  * ```
  *
  * Linear probing keyed by a hash of the 16 bytes, deletion by backward shift (no tombstones).
- * One writer (the thread that owns the `TunnelTable`); readers take a consistent copy with
- * {@linkcode TableReader.refresh}, a seqlock on the generation counter, once per batch.
+ * One writer (the thread that owns the `TunnelTable`). Readers look entries up in the shared
+ * memory itself under a seqlock on the generation counter ({@linkcode TableReader.lookup}):
+ * read the generation (even), probe and copy the entry out, read it again; when it moved, or
+ * was odd, do it again. A change costs the readers nothing but the retry of a lookup that
+ * overlapped it (an earlier design copied the whole table into each Worker per change: 2.6 MB
+ * and ~80 µs per change per Worker at the HA's 32768 entries).
+ *
+ * Addresses given as text are parsed into a reused scratch buffer without allocation
+ * ({@linkcode parseIPv6Into}); `Uint8Array` keys skip the parse.
  *
  * @module
  */
 
-import { formatIPv6, parseIPv6 } from "../wire/addr.ts";
+import { formatIPv6 } from "../wire/addr.ts";
 
 const HEADER = 32;
 const GEN = 0; // i32 index
@@ -68,6 +75,96 @@ export function hashAddress(b: Uint8Array, off: number): number {
   return h >>> 0;
 }
 
+function hexValue(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48; // 0-9
+  const l = c | 0x20; // lowercase
+  return l >= 97 && l <= 102 ? l - 87 : -1; // a-f
+}
+
+/** Parses a dotted IPv4 tail `text[from, end)` into `out[at..+4]` (no leading zeros). */
+function parseDottedInto(text: string, from: number, out: Uint8Array, at: number): boolean {
+  const end = text.length;
+  let i = from;
+  for (let part = 0; part < 4; part++) {
+    if (part > 0) {
+      if (i >= end || text.charCodeAt(i) !== 46 /* . */) return false;
+      i++;
+    }
+    const start = i;
+    let v = 0;
+    while (i < end) {
+      const c = text.charCodeAt(i);
+      if (c < 48 || c > 57) break;
+      v = v * 10 + (c - 48);
+      i++;
+    }
+    const digits = i - start;
+    if (digits === 0 || digits > 3 || v > 255) return false;
+    if (digits > 1 && text.charCodeAt(start) === 48) return false; // "01"
+    out[at + part] = v;
+  }
+  return i === end;
+}
+
+/**
+ * Parses IPv6 address text (RFC 4291 §2.2: up to eight groups of 1–4 hex digits, one `::`,
+ * an optional dotted IPv4 tail; no zone identifier) into `out[at..+16]`, writing all 16 bytes,
+ * without allocating. Accepts exactly what `tryParseIPv6` of src/wire/addr.ts accepts.
+ * Returns false (and leaves `out[at..+16]` unspecified) when `text` is not an IPv6 address.
+ */
+export function parseIPv6Into(text: string, out: Uint8Array, at: number): boolean {
+  if (typeof text !== "string") return false;
+  const n = text.length;
+  if (n < 2 || n > 45) return false;
+  let i = 0;
+  let w = 0; // bytes written
+  let gap = -1; // where "::" stands, in bytes written before it
+  if (text.charCodeAt(0) === 58 /* : */) {
+    if (text.charCodeAt(1) !== 58) return false;
+    gap = 0;
+    i = 2;
+  }
+  while (i < n) {
+    const start = i;
+    let v = 0;
+    while (i < n && i - start < 5) {
+      const h = hexValue(text.charCodeAt(i));
+      if (h < 0) break;
+      v = (v << 4) | h;
+      i++;
+    }
+    if (i < n && text.charCodeAt(i) === 46 /* . */) {
+      // The dotted IPv4 tail: the last 32 bits, nothing after it.
+      if (w + 4 > 16 || !parseDottedInto(text, start, out, at + w)) return false;
+      w += 4;
+      i = n;
+      break;
+    }
+    const digits = i - start;
+    if (digits === 0 || digits > 4 || w + 2 > 16) return false;
+    out[at + w] = v >> 8;
+    out[at + w + 1] = v & 0xff;
+    w += 2;
+    if (i === n) break;
+    if (text.charCodeAt(i) !== 58) return false;
+    i++;
+    if (i < n && text.charCodeAt(i) === 58) {
+      if (gap >= 0) return false; // a second "::"
+      gap = w;
+      i++;
+    } else if (i === n) {
+      return false; // a single trailing ':'
+    }
+  }
+  if (gap < 0) return w === 16;
+  if (w > 14) return false; // "::" stands for at least one group of zeros
+  // Move what followed "::" to the end and zero the gap.
+  const tail = w - gap;
+  for (let k = tail - 1; k >= 0; k--) out[at + 16 - tail + k] = out[at + gap + k];
+  for (let k = gap; k < 16 - tail; k++) out[at + k] = 0;
+  return true;
+}
+
 function sameAddress(a: Uint8Array, aOff: number, b: Uint8Array, bOff: number): boolean {
   for (let i = 0; i < 16; i++) if (a[aOff + i] !== b[bOff + i]) return false;
   return true;
@@ -85,12 +182,15 @@ function probe(
   keyOff: number,
 ): number {
   let i = hashAddress(key, keyOff) & mask;
-  for (;;) {
+  // At most every slot: a reader racing several changes may see a mix of states in which more
+  // slots look used than ever are (its seqlock then discards the result).
+  for (let n = 0; n <= mask; n++) {
     const at = HEADER + i * SLOT_SIZE;
     if (view.getInt32(at + SLOT_USED, true) !== 1) return -(i + 1);
     if (sameAddress(bytes, at + SLOT_INNER, key, keyOff)) return i;
     i = (i + 1) & mask;
   }
+  return -(mask + 2); // not found, no free slot seen (only ever seen by a racing reader)
 }
 
 function slotCountFor(capacity: number): number {
@@ -117,6 +217,7 @@ export class TunnelTable {
   readonly #i32: Int32Array;
   readonly #mask: number;
   readonly #key = new Uint8Array(16);
+  readonly #outer = new Uint8Array(16);
 
   /**
    * A table for up to `capacity` entries in a fresh `SharedArrayBuffer`, or a view over an
@@ -165,18 +266,28 @@ export class TunnelTable {
     return Atomics.load(this.#i32, GEN);
   }
 
-  #parse(inner: string): Uint8Array {
-    this.#key.set(parseIPv6(inner));
-    return this.#key;
+  /** `addr` as 16 bytes in `scratch` (text parsed without allocating), or `addr` itself. */
+  #bytesOf(addr: string | Uint8Array, scratch: Uint8Array): Uint8Array {
+    if (typeof addr === "string") {
+      if (!parseIPv6Into(addr, scratch, 0)) {
+        throw new TypeError(`not an IPv6 address: ${JSON.stringify(addr)}`);
+      }
+      return scratch;
+    }
+    if (!(addr instanceof Uint8Array) || addr.length !== 16) {
+      throw new TypeError("an IPv6 address must be text or 16 bytes");
+    }
+    return addr;
   }
 
   /**
-   * Adds or replaces the entry for `inner`.
+   * Adds or replaces the entry for `inner` (text or 16 bytes; `entry.outer` likewise).
+   * Allocation-free.
    * @throws {RangeError} when the table is full, {TypeError} on malformed addresses.
    */
-  set(inner: string, entry: TunnelEntry): void {
-    const key = this.#parse(inner);
-    const outer = parseIPv6(entry.outer);
+  set(inner: string | Uint8Array, entry: TunnelEntry | { outer: Uint8Array; vm?: number }): void {
+    const key = this.#bytesOf(inner, this.#key);
+    const outer = this.#bytesOf(entry.outer, this.#outer);
     const vm = entry.vm ?? -1;
     if (!Number.isInteger(vm) || vm < -1 || vm > 0x7fffffff) {
       throw new RangeError(`vm must be a non-negative integer, got ${entry.vm}`);
@@ -201,9 +312,9 @@ export class TunnelTable {
     }
   }
 
-  /** Removes the entry for `inner`; returns whether there was one. */
-  delete(inner: string): boolean {
-    const key = this.#parse(inner);
+  /** Removes the entry for `inner` (text or 16 bytes); returns whether there was one. */
+  delete(inner: string | Uint8Array): boolean {
+    const key = this.#bytesOf(inner, this.#key);
     let hole = probe(this.#bytes, this.#view, this.#mask, key, 0);
     if (hole < 0) return false;
     this.#begin();
@@ -231,9 +342,9 @@ export class TunnelTable {
     return true;
   }
 
-  /** The entry for `inner`, or undefined. */
-  get(inner: string): TunnelEntry | undefined {
-    const slot = probe(this.#bytes, this.#view, this.#mask, this.#parse(inner), 0);
+  /** The entry for `inner` (text or 16 bytes), or undefined. */
+  get(inner: string | Uint8Array): TunnelEntry | undefined {
+    const slot = probe(this.#bytes, this.#view, this.#mask, this.#bytesOf(inner, this.#key), 0);
     if (slot < 0) return undefined;
     return this.#entryAt(slot);
   }
@@ -275,86 +386,99 @@ export class TunnelTable {
 }
 
 /**
- * The Worker side of a {@linkcode TunnelTable}: a private copy refreshed when the generation
- * changes (check once per batch), and allocation-free lookups keyed by bytes inside a packet.
+ * The Worker side of a {@linkcode TunnelTable}: allocation-free lookups keyed by bytes inside a
+ * packet, straight in the shared memory under the table's seqlock. A successful
+ * {@linkcode TableReader.lookup} leaves a private copy of the entry (`outer`, `vm`) that stays
+ * valid however the table changes afterwards; a change is visible to the next lookup.
  */
 export class TableReader {
-  readonly #shared: Uint8Array;
-  readonly #gen: Int32Array;
-  readonly #copy: Uint8Array;
+  /** The outer address of the entry the last successful lookup found (a private copy). */
+  readonly outer: Uint8Array = new Uint8Array(16);
+  readonly #bytes: Uint8Array;
   readonly #view: DataView;
+  readonly #i32: Int32Array;
   readonly #mask: number;
-  #seen = -1;
+  #vm = -1;
+  #retries = 0;
 
   /** Attaches to the `buffer` of a {@linkcode TunnelTable}. */
   constructor(buffer: SharedArrayBuffer) {
-    this.#shared = new Uint8Array(buffer);
-    this.#gen = new Int32Array(buffer, 0, HEADER / 4);
-    if (this.#gen[MAGIC] !== MAGIC_VALUE) throw new TypeError("buffer is not a TunnelTable");
-    this.#copy = new Uint8Array(buffer.byteLength);
-    this.#view = new DataView(this.#copy.buffer);
-    this.#mask = this.#gen[SLOTS] - 1;
-    this.refresh();
+    this.#i32 = new Int32Array(buffer, 0, HEADER / 4);
+    if (this.#i32[MAGIC] !== MAGIC_VALUE) throw new TypeError("buffer is not a TunnelTable");
+    this.#bytes = new Uint8Array(buffer);
+    this.#view = new DataView(buffer);
+    this.#mask = this.#i32[SLOTS] - 1;
   }
 
-  /**
-   * Takes a fresh consistent copy when the table changed since the last call (seqlock: the
-   * generation is even and unchanged across the copy). Returns whether it copied.
-   */
-  refresh(): boolean {
-    const g = Atomics.load(this.#gen, GEN);
-    if (g === this.#seen) return false;
+  /** An even generation: no change in progress (spins while one is; changes take µs). */
+  #begin(): number {
     for (;;) {
-      const g1 = Atomics.load(this.#gen, GEN);
-      if ((g1 & 1) === 0) {
-        this.#copy.set(this.#shared);
-        if (Atomics.load(this.#gen, GEN) === g1) {
-          this.#seen = g1;
-          return true;
-        }
-      }
-      // A change is in progress on the writer's thread; it takes microseconds: spin.
+      const g = Atomics.load(this.#i32, GEN);
+      if ((g & 1) === 0) return g;
     }
   }
 
-  /** Entries in the current copy. */
-  get size(): number {
-    return this.#view.getInt32(SIZE * 4, true);
+  /**
+   * Looks up the 16-byte address at `b[off]`: its slot (≥ 0), with `outer` and `vm` set to the
+   * entry's, or -1. Consistent: what it returns was in the table at one instant.
+   */
+  lookup(b: Uint8Array, off: number): number {
+    for (;;) {
+      const g = this.#begin();
+      const s = probe(this.#bytes, this.#view, this.#mask, b, off);
+      if (s >= 0) {
+        const at = HEADER + s * SLOT_SIZE;
+        const o = this.outer;
+        const bytes = this.#bytes;
+        for (let i = 0; i < 16; i++) o[i] = bytes[at + SLOT_OUTER + i];
+        this.#vm = this.#view.getInt32(at + SLOT_VM, true);
+      }
+      if (Atomics.load(this.#i32, GEN) === g) return s < 0 ? -1 : s;
+      this.#retries++;
+    }
   }
 
-  /** Slot holding the 16-byte address at `b[off]`, or -1. */
-  lookup(b: Uint8Array, off: number): number {
-    const s = probe(this.#copy, this.#view, this.#mask, b, off);
-    return s < 0 ? -1 : s;
+  /** Whether the 16-byte address at `b[off]` is an inner address of the table. */
+  has(b: Uint8Array, off: number): boolean {
+    for (;;) {
+      const g = this.#begin();
+      const s = probe(this.#bytes, this.#view, this.#mask, b, off);
+      if (Atomics.load(this.#i32, GEN) === g) return s >= 0;
+      this.#retries++;
+    }
   }
 
   /**
-   * Whether slot `slot`'s outer address is itself an inner address of the table (a Home
+   * Whether the last lookup's outer address is itself an inner address of the table (a Home
    * Address): tunnelling to it would bring the packet back into the tunnel (RFC 2473 §4).
    */
-  outerIsKey(slot: number): boolean {
-    return probe(
-      this.#copy,
-      this.#view,
-      this.#mask,
-      this.#copy,
-      HEADER + slot * SLOT_SIZE + SLOT_OUTER,
-    ) >= 0;
+  outerIsKey(): boolean {
+    return this.has(this.outer, 0);
   }
 
-  /** Whether slot `slot`'s outer address equals the 16 bytes at `b[off]`. */
-  outerIs(slot: number, b: Uint8Array, off: number): boolean {
-    return sameAddress(this.#copy, HEADER + slot * SLOT_SIZE + SLOT_OUTER, b, off);
+  /** Whether the last lookup's outer address equals the 16 bytes at `b[off]`. */
+  outerIs(b: Uint8Array, off: number): boolean {
+    return sameAddress(this.outer, 0, b, off);
   }
 
-  /** Copies slot `slot`'s outer address to `out[off..+16]`. */
-  copyOuter(slot: number, out: Uint8Array, off: number): void {
-    const at = HEADER + slot * SLOT_SIZE + SLOT_OUTER;
-    for (let i = 0; i < 16; i++) out[off + i] = this.#copy[at + i];
+  /** Copies the last lookup's outer address to `out[off..+16]`. */
+  copyOuter(out: Uint8Array, off: number): void {
+    const o = this.outer;
+    for (let i = 0; i < 16; i++) out[off + i] = o[i];
   }
 
-  /** Slot `slot`'s VM index, -1 when none. */
-  vm(slot: number): number {
-    return this.#view.getInt32(HEADER + slot * SLOT_SIZE + SLOT_VM, true);
+  /** The last lookup's VM index, -1 when none. */
+  get vm(): number {
+    return this.#vm;
+  }
+
+  /** Entries in the table now. */
+  get size(): number {
+    return Atomics.load(this.#i32, SIZE);
+  }
+
+  /** Lookups repeated because the table changed under them (for tests and curiosity). */
+  get retries(): number {
+    return this.#retries;
   }
 }
