@@ -11,7 +11,7 @@ import { formatIpv6, parseIpv6, parseMac } from "../../ffi/structs.ts";
 import { needs } from "../helpers/env.ts";
 import { Lab, type Netns } from "../helpers/netns.ts";
 import { inNetns } from "./in_netns.ts";
-import { linkInfo, waitOperUp } from "./packets.ts";
+import { linkInfo, upPair } from "./packets.ts";
 
 const A = "2001:db8:1::1";
 const B = "2001:db8:1::2";
@@ -34,11 +34,7 @@ function checkPayload(data: Uint8Array, off: number, len: number): number {
 }
 
 async function pair(lab: Lab): Promise<{ a: Netns; b: Netns; macA: string; macB: string }> {
-  const a = await lab.netns("ffibatch-a");
-  const b = await lab.netns("ffibatch-b");
-  await lab.veth(a, "eth0", b, "eth0");
-  await waitOperUp(a, "eth0");
-  await waitOperUp(b, "eth0");
+  const [a, b] = await upPair(lab, "ffibatch-a", "ffibatch-b");
   await a.ip("addr", "add", `${A}/64`, "dev", "eth0", "nodad");
   await b.ip("addr", "add", `${B}/64`, "dev", "eth0", "nodad");
   const macA = (await linkInfo(a, "eth0")).address;

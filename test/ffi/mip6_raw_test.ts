@@ -13,13 +13,12 @@ import {
   IPPROTO_ROUTING,
 } from "../../ffi/constants.ts";
 import { ErrnoError } from "../../ffi/libc.ts";
-import { waitReadable } from "../../ffi/poll.ts";
 import { RawSocket6 } from "../../ffi/raw_socket.ts";
 import { parseIpv6 } from "../../ffi/structs.ts";
 import { needs } from "../helpers/env.ts";
 import { Lab, type Netns } from "../helpers/netns.ts";
 import { inNetns } from "./in_netns.ts";
-import { checksum, concat, linkInfo, waitOperUp } from "./packets.ts";
+import { checksum, concat, linkInfo, recvOne, upPair } from "./packets.ts";
 
 const COA = "2001:db8:3000::3";
 const HA = "2001:db8:3000::1";
@@ -78,21 +77,10 @@ function bindingAck(): Uint8Array {
 }
 
 async function twoHosts(lab: Lab): Promise<{ mn: Netns; ha: Netns }> {
-  const mn = await lab.netns("ffimip6-mn");
-  const ha = await lab.netns("ffimip6-ha");
-  await lab.veth(mn, "eth0", ha, "eth0");
-  await waitOperUp(mn, "eth0");
-  await waitOperUp(ha, "eth0");
+  const [mn, ha] = await upPair(lab, "ffimip6-mn", "ffimip6-ha");
   await mn.ip("addr", "add", `${COA}/64`, "dev", "eth0", "nodad");
   await ha.ip("addr", "add", `${HA}/64`, "dev", "eth0", "nodad");
   return { mn, ha };
-}
-
-async function recvOne(sock: RawSocket6, buf: Uint8Array) {
-  assert.ok(await waitReadable(sock.fd, 5000), "nothing arrived within 5 s");
-  const info = sock.recv(buf);
-  assert.ok(info !== null);
-  return info;
 }
 
 Deno.test({

@@ -12,7 +12,7 @@ import { parseMac } from "../../ffi/structs.ts";
 import { needs } from "../helpers/env.ts";
 import { Lab } from "../helpers/netns.ts";
 import { inNetns } from "./in_netns.ts";
-import { ethernetFrame, eventually, waitOperUp } from "./packets.ts";
+import { ethernetFrame, eventually, upPair } from "./packets.ts";
 
 const GROUP = "33:33:00:00:4b:47";
 
@@ -43,11 +43,7 @@ Deno.test({
   ignore: needs(["ip", "bash"], { root: true }),
   async fn() {
     await using lab = new Lab();
-    const a = await lab.netns("ffipkt-auxa");
-    const b = await lab.netns("ffipkt-auxb");
-    await lab.veth(a, "eth0", b, "eth0");
-    await waitOperUp(a, "eth0");
-    await waitOperUp(b, "eth0");
+    const [a, b] = await upPair(lab, "ffipkt-auxa", "ffipkt-auxb");
     await a.ip("addr", "add", "2001:db8:1::1/64", "dev", "eth0", "nodad");
     await b.ip("addr", "add", "2001:db8:1::2/64", "dev", "eth0", "nodad");
     using ps = inNetns(
@@ -74,11 +70,7 @@ Deno.test({
   ignore: needs(["ip"], { root: true }),
   async fn() {
     await using lab = new Lab();
-    const a = await lab.netns("ffipkt-outa");
-    const b = await lab.netns("ffipkt-outb");
-    await lab.veth(a, "eth0", b, "eth0");
-    await waitOperUp(a, "eth0");
-    await waitOperUp(b, "eth0");
+    const [a, b] = await upPair(lab, "ffipkt-outa", "ffipkt-outb");
     const ETYPE = 0x88b5;
     using tx = inNetns(a, () => PacketSocket.open("eth0", { protocol: ETYPE }));
     // outgoing frames reach ETH_P_ALL sockets only (dev_queue_xmit_nit)

@@ -5,8 +5,11 @@
  * @module
  */
 
+import assert from "node:assert/strict";
+import { waitReadable } from "../../ffi/poll.ts";
+import type { RawSocket6 } from "../../ffi/raw_socket.ts";
 import { parseIpv6 } from "../../ffi/structs.ts";
-import type { Netns } from "../helpers/netns.ts";
+import type { Lab, Netns } from "../helpers/netns.ts";
 
 /** RFC 8200 §8.1 upper-layer checksum over the IPv6 pseudo-header and `data`. */
 export function checksum(src: string, dst: string, nh: number, data: Uint8Array): number {
@@ -86,6 +89,27 @@ export async function waitOperUp(ns: Netns, dev: string, ms = 5000): Promise<voi
     if (Date.now() > deadline) throw new Error(`${ns.name}/${dev} still ${state} after ${ms} ms`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/**
+ * Two lab namespaces named `a` and `b` joined by a veth (eth0 at both ends), returned once both
+ * ends are operationally up ({@linkcode waitOperUp}).
+ */
+export async function upPair(lab: Lab, a: string, b: string): Promise<[Netns, Netns]> {
+  const na = await lab.netns(a);
+  const nb = await lab.netns(b);
+  await lab.veth(na, "eth0", nb, "eth0");
+  await waitOperUp(na, "eth0");
+  await waitOperUp(nb, "eth0");
+  return [na, nb];
+}
+
+/** Waits up to 5 s for `sock` to be readable (asserting it is), then receives into `buf`. */
+export async function recvOne(sock: RawSocket6, buf: Uint8Array) {
+  assert.ok(await waitReadable(sock.fd, 5000), "nothing arrived within 5 s");
+  const info = sock.recv(buf);
+  assert.ok(info !== null);
+  return info;
 }
 
 /**

@@ -24,7 +24,7 @@ import { SecurityAssociationDatabase } from "../../src/ipsec/sa.ts";
 import { IPPROTO } from "../../src/wire/addr.ts";
 import { emitDestOpts } from "../../src/wire/ext_headers.ts";
 import { inNetns } from "../ffi/in_netns.ts";
-import { waitOperUp } from "../ffi/packets.ts";
+import { recvOne, upPair } from "../ffi/packets.ts";
 import { needs } from "../helpers/env.ts";
 import { Lab, type Netns } from "../helpers/netns.ts";
 import { ADDR, ba, bu, saFor } from "./esp_oracle.ts";
@@ -32,11 +32,7 @@ import { ADDR, ba, bu, saFor } from "./esp_oracle.ts";
 const { homeAddress: HOA, homeAgent: HA, careOf: COA } = ADDR;
 
 async function twoHosts(lab: Lab): Promise<{ mn: Netns; ha: Netns }> {
-  const mn = await lab.netns("esp-mn");
-  const ha = await lab.netns("esp-ha");
-  await lab.veth(mn, "eth0", ha, "eth0");
-  await waitOperUp(mn, "eth0");
-  await waitOperUp(ha, "eth0");
+  const [mn, ha] = await upPair(lab, "esp-mn", "esp-ha");
   await mn.ip("addr", "add", `${COA}/64`, "dev", "eth0", "nodad");
   await mn.ip("route", "add", "2001:db8:2000::/64", "dev", "eth0");
   await ha.ip("addr", "add", `${HA}/64`, "dev", "eth0", "nodad");
@@ -54,13 +50,6 @@ function sads() {
   ha.add(saFor("null-hmac-sha256", "outbound"));
   mn.add(saFor("null-hmac-sha256", "inbound"));
   return { mn, ha };
-}
-
-async function recvOne(sock: RawSocket6, buf: Uint8Array) {
-  assert.ok(await waitReadable(sock.fd, 5000), "nothing arrived within 5 s");
-  const info = sock.recv(buf);
-  assert.ok(info !== null);
-  return info;
 }
 
 Deno.test({

@@ -13,7 +13,7 @@ import { waitReadable } from "../../ffi/poll.ts";
 import { needs } from "../helpers/env.ts";
 import { Lab } from "../helpers/netns.ts";
 import { inNetns } from "../ffi/in_netns.ts";
-import { waitOperUp } from "../ffi/packets.ts";
+import { upPair } from "../ffi/packets.ts";
 import { homeLinkFilter } from "../../src/mn/home_filter.ts";
 import { parseIPv6 } from "../../src/wire/addr.ts";
 import { buildEthernetFrame, buildMobilityPacket } from "../../src/wire/packet.ts";
@@ -59,11 +59,7 @@ Deno.test({
   ignore: needs(["ip"], { root: true }),
   async fn() {
     await using lab = new Lab();
-    const a = await lab.netns("mnbpf-a");
-    const b = await lab.netns("mnbpf-b");
-    await lab.veth(a, "eth0", b, "eth0");
-    await waitOperUp(a, "eth0");
-    await waitOperUp(b, "eth0");
+    const [a, b] = await upPair(lab, "mnbpf-a", "mnbpf-b");
     using filtered = inNetns(b, () => PacketSocket.open("eth0", { nonblocking: true }));
     filtered.attachFilter(homeLinkFilter(parseIPv6(HA)));
     using all = inNetns(b, () => PacketSocket.open("eth0", { nonblocking: true }));
