@@ -19,10 +19,8 @@ import {
 } from "./core.ts";
 import { HEAP_SLACK } from "./binding_cache.ts";
 import { ipv6Bytes } from "../wire/addr.ts";
+import { COA, HA, HOA, NO_BU_FLAGS } from "../wire/test_util.ts";
 
-const HA = "2001:db8:2000::1";
-const HOA = "2001:db8:2000::10";
-const COA = "2001:db8:3000::3";
 const T0 = 5_000;
 
 function cfg(over: Partial<HaCoreConfig> = {}): HaCoreConfig {
@@ -62,17 +60,7 @@ function bu(
     message: {
       type: "bu",
       sequence: seq,
-      flags: {
-        ack: true,
-        home: true,
-        linkLocal: false,
-        key: false,
-        mapReg: false,
-        mobileRouter: false,
-        proxy: false,
-        forceUdp: false,
-        ...o.flags,
-      },
+      flags: { ...NO_BU_FLAGS, ack: true, home: true, ...o.flags },
       lifetime: o.lifetime ?? 10,
       options: [{ type: "altCoa", address: o.coa ?? src }],
     },

@@ -3,10 +3,8 @@ import fc from "fast-check";
 import type { MobilityRepr } from "../wire/mobility.ts";
 import { type HaAction, type HaCoreConfig, type HaEvent, HomeAgentCore } from "./core.ts";
 import { HEAP_SLACK, parsePersistedCache, seqGreater } from "./binding_cache.ts";
+import { COA, HA, HOA } from "../wire/test_util.ts";
 
-const HA = "2001:db8:2000::1";
-const HOA = "2001:db8:2000::10";
-const COA = "2001:db8:3000::3";
 const COA2 = "2001:db8:4000::3";
 const T0 = 1_700_000_000_000;
 

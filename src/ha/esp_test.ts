@@ -8,11 +8,9 @@ import {
 import { SecurityAssociation, SecurityAssociationDatabase } from "../ipsec/sa.ts";
 import type { BuRepr } from "../wire/mobility.ts";
 import { ESP_SEQUENCE_RESERVE, espCounterName, HaEsp, peekSpi } from "./esp.ts";
+import { COA, HA, HOA, homeBu } from "../wire/test_util.ts";
 
-const HA = "2001:db8:2000::1";
-const HOA = "2001:db8:2000::10";
 const HOA2 = "2001:db8:2000::11";
-const COA = "2001:db8:3000::3";
 
 const GCM_BU: EspSaConfig = {
   spi: 0x1001,
@@ -48,21 +46,7 @@ function mnSad(hoa = HOA, buSa = GCM_BU, baSa = GCM_BA): SecurityAssociationData
 }
 
 function bu(sequence: number): Omit<BuRepr, "type"> {
-  return {
-    sequence,
-    flags: {
-      ack: true,
-      home: true,
-      linkLocal: false,
-      key: false,
-      mapReg: false,
-      mobileRouter: false,
-      proxy: false,
-      forceUdp: false,
-    },
-    lifetime: 30,
-    options: [{ type: "altCoa", address: COA }],
-  };
+  return homeBu(sequence, 30);
 }
 
 /** The ESP bytes and HAO of a protected BU, as the DSTOPTS socket path hands them over. */

@@ -27,27 +27,11 @@ import {
 } from "./packets.ts";
 import { parseIpv6 } from "../wire/ipv6.ts";
 import { parseIcmpv6 } from "../wire/icmpv6.ts";
+import { COA, HA, HOA, homeBu } from "../wire/test_util.ts";
 
-const HA = "2001:db8:2000::1";
-const HOA = "2001:db8:2000::10";
-const COA = "2001:db8:3000::3";
 const MAC = "02:00:00:00:00:01";
 
-const bu: Omit<BuRepr, "type"> = {
-  sequence: 4242,
-  flags: {
-    ack: true,
-    home: true,
-    linkLocal: false,
-    key: false,
-    mapReg: false,
-    mobileRouter: false,
-    proxy: false,
-    forceUdp: false,
-  },
-  lifetime: 150,
-  options: [{ type: "altCoa", address: COA }],
-};
+const bu: Omit<BuRepr, "type"> = homeBu(4242, 150);
 
 /** The bytes a raw socket of the first extension header's protocol gets: no IPv6 header. */
 function afterIpv6(pkt: Uint8Array): Uint8Array {

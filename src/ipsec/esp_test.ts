@@ -2,7 +2,7 @@ import fc from "fast-check";
 import assert from "node:assert/strict";
 import { IPPROTO } from "../wire/addr.ts";
 import { parseMobility } from "../wire/mobility.ts";
-import { hex, toHex } from "../wire/test_util.ts";
+import { HA, hex, HOA, toHex } from "../wire/test_util.ts";
 import { type EspAlgorithm, type EspSaConfig, hexKey } from "./config.ts";
 import {
   aesCbcDecryptBlocks,
@@ -22,8 +22,6 @@ import {
   SequenceExhaustedError,
 } from "./sa.ts";
 
-const HOA = "2001:db8:2000::10";
-const HA = "2001:db8:2000::1";
 const subtle = crypto.subtle;
 
 /** Bytes of hex text (comments allowed), over a plain ArrayBuffer as WebCrypto wants. */

@@ -14,10 +14,8 @@ import {
   unprotectPacket,
 } from "./packets.ts";
 import { SecurityAssociation, SecurityAssociationDatabase } from "./sa.ts";
+import { COA, HA, HOA, homeBu } from "../wire/test_util.ts";
 
-const HOA = "2001:db8:2000::10";
-const HA = "2001:db8:2000::1";
-const COA = "2001:db8:3000::3";
 const BU_CFG: EspSaConfig = { spi: 0x2001, algorithm: "aes-gcm-128", key: "a1".repeat(20) };
 const BA_CFG: EspSaConfig = {
   spi: 0x2002,
@@ -25,22 +23,7 @@ const BA_CFG: EspSaConfig = {
   key: "",
   authKey: "b2".repeat(32),
 };
-const FLAGS = {
-  ack: true,
-  home: true,
-  linkLocal: false,
-  key: false,
-  mapReg: false,
-  mobileRouter: false,
-  proxy: false,
-  forceUdp: false,
-};
-const BU: Omit<BuRepr, "type"> = {
-  sequence: 4242,
-  flags: FLAGS,
-  lifetime: 15,
-  options: [{ type: "altCoa", address: COA }],
-};
+const BU: Omit<BuRepr, "type"> = homeBu(4242, 15);
 const BA: Omit<BaRepr, "type"> = {
   status: 0,
   flags: { key: false, mobileRouter: false, proxy: false },

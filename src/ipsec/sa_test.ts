@@ -8,9 +8,8 @@ import {
   SecurityAssociationDatabase,
   SequenceExhaustedError,
 } from "./sa.ts";
+import { HA, HOA } from "../wire/test_util.ts";
 
-const HOA = "2001:db8:2000::10";
-const HA = "2001:db8:2000::1";
 const GCM_KEY = "000102030405060708090a0b0c0d0e0f" + "cafebabe";
 const AUTH = "20".repeat(32);
 

@@ -7,10 +7,7 @@ import {
   seqGreater,
 } from "./binding_update_list.ts";
 import type { BaRepr, BuRepr } from "../wire/mobility.ts";
-
-const HOA = "2001:db8:2000::10";
-const HA = "2001:db8:2000::1";
-const COA = "2001:db8:3000::3";
+import { COA, HA, HOA } from "../wire/test_util.ts";
 
 /** An entry driven by a fake clock: `advance(ms)` fires every deadline on the way. */
 class Harness {

@@ -16,9 +16,8 @@ import {
   VmEsp,
 } from "./esp_binding.ts";
 import { PAIR } from "./testdata/esp_pair.ts";
+import { HA, HOA } from "../wire/test_util.ts";
 
-const HOA = "2001:db8:2000::10";
-const HA = "2001:db8:2000::1";
 const AT = { homeAddress: HOA, homeAgent: HA };
 
 /** What the state file would hold, through JSON like the real one. */

@@ -3,9 +3,8 @@ import fc from "fast-check";
 import { BPF_INSN_LEN, BPF_OP, homeLinkFilter } from "./home_filter.ts";
 import { buildEthernetFrame, buildMobilityPacket } from "../wire/packet.ts";
 import { parseIPv6 } from "../wire/addr.ts";
+import { HA, HOA } from "../wire/test_util.ts";
 
-const HA = "2001:db8:2000::1";
-const HOA = "2001:db8:2000::10";
 const LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /**

@@ -23,10 +23,8 @@ import { PAIR } from "./testdata/esp_pair.ts";
 import { parseIPv6 } from "../wire/addr.ts";
 import { pickCareOf, raIntervalOverride, stateNameFor } from "./daemon.ts";
 import { IFA_F } from "../../ffi/netlink.ts";
+import { COA, HA, HOA } from "../wire/test_util.ts";
 
-const HOA = "2001:db8:2000::10";
-const HA = "2001:db8:2000::1";
-const COA = "2001:db8:3000::3";
 const BA: BaRepr = {
   type: "ba",
   status: 0,

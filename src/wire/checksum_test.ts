@@ -4,11 +4,7 @@ import { IPPROTO, parseIPv6 } from "./addr.ts";
 import { onesComplementSum, pseudoHeaderSum, upperLayerChecksum } from "./checksum.ts";
 import { emitMobility, type MobilityRepr, parseMobility } from "./mobility.ts";
 import { buildBindingUpdate, parsePacket } from "./packet.ts";
-import { hex } from "./test_util.ts";
-
-const HOA = "2001:db8:2000::10";
-const HA = "2001:db8:2000::1";
-const COA = "2001:db8:3000::3";
+import { COA, HA, hex, HOA, homeBu } from "./test_util.ts";
 
 Deno.test("checksum: RFC 1071 §3 example", () => {
   // 0001 + f203 + f4f5 + f6f7 = 2ddf0 -> ddf2; checksum ~ddf2 = 220d.
@@ -58,22 +54,7 @@ Deno.test("checksum: the seed BU's MH checksum is over HoA -> HA", () => {
 });
 
 Deno.test("checksum: a BU with HAO summed over the CoA (what a kernel without MIP6 does) fails", () => {
-  const bu: MobilityRepr = {
-    type: "bu",
-    sequence: 13,
-    flags: {
-      ack: true,
-      home: true,
-      linkLocal: false,
-      key: false,
-      mapReg: false,
-      mobileRouter: false,
-      proxy: false,
-      forceUdp: false,
-    },
-    lifetime: 15,
-    options: [{ type: "altCoa", address: COA }],
-  };
+  const bu: MobilityRepr = { type: "bu", ...homeBu(13, 15) };
   const pkt = buildBindingUpdate({ careOf: COA, homeAgent: HA, homeAddress: HOA, bu });
   assert.equal(parsePacket(pkt).ok, true);
   const wrong = pkt.slice();

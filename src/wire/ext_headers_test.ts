@@ -20,14 +20,13 @@ import {
   arbRoutingType2,
   emitted,
   hex,
+  HOA,
+  HOA_HEX,
   mutated,
   parseNoThrow,
   randomBytes,
   rec,
 } from "./test_util.ts";
-
-const HOA = "2001:db8:2000::10";
-const HOA_HEX = "20010db8 20000000 00000000 00000010";
 
 // Destination Options of the seed BU: HAO at 8n+6 behind a 4-octet PadN (RFC 6275 §6.3).
 const DSTOPTS_HAO = hex(`

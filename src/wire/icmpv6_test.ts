@@ -13,19 +13,19 @@ import {
   arbIcmpv6,
   arbIPv6,
   emitted,
+  HA,
+  HA_HEX,
   hex,
+  HOA,
+  HOA_HEX,
   mutated,
   parseNoThrow,
   randomBytes,
   rec,
 } from "./test_util.ts";
 
-const HOA = "2001:db8:2000::10";
-const HA = "2001:db8:2000::1";
 const CN = "2001:db8:2000::2";
 const LL = "fe80::5054:ff:fe00:10";
-const HOA_HEX = "20010db8 20000000 00000000 00000010";
-const HA_HEX = "20010db8 20000000 00000000 00000001";
 const CN_HEX = "20010db8 20000000 00000000 00000002";
 const DATA56 = Uint8Array.from({ length: 56 }, (_, i) => i);
 const data56Hex = Array.from(DATA56, (b) => b.toString(16).padStart(2, "0")).join("");

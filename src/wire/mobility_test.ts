@@ -15,28 +15,19 @@ import type { Parsed } from "./result.ts";
 import {
   arbIPv6,
   arbMobility,
+  COA,
   emitted,
+  HA,
   hex,
+  HOA,
   mutated,
+  NO_BU_FLAGS,
   parseNoThrow,
   randomBytes,
   rec,
 } from "./test_util.ts";
 
-const HOA = "2001:db8:2000::10";
-const HA = "2001:db8:2000::1";
-const COA = "2001:db8:3000::3";
 const CN = "2001:db8:5000::5";
-const NO_FLAGS = {
-  ack: false,
-  home: false,
-  linkLocal: false,
-  key: false,
-  mapReg: false,
-  mobileRouter: false,
-  proxy: false,
-  forceUdp: false,
-};
 
 // Checksums below were computed by hand-written Python (RFC 1071 + RFC 8200 §8.1 pseudo-header),
 // independently of checksum.ts; tshark 4.0 dissects the seed BU/BA with the same field values.
@@ -47,7 +38,7 @@ const goldens: { name: string; repr: MobilityRepr; src: string; dst: string; byt
       repr: {
         type: "bu",
         sequence: 13,
-        flags: { ...NO_FLAGS, ack: true, home: true },
+        flags: { ...NO_BU_FLAGS, ack: true, home: true },
         lifetime: 15,
         options: [{ type: "altCoa", address: COA }],
       },
@@ -101,7 +92,7 @@ const goldens: { name: string; repr: MobilityRepr; src: string; dst: string; byt
       repr: {
         type: "bu",
         sequence: 7,
-        flags: { ...NO_FLAGS, key: true },
+        flags: { ...NO_BU_FLAGS, key: true },
         lifetime: 64,
         options: [
           { type: "nonce", homeNonceIndex: 0x0102, careOfNonceIndex: 0x0304 },

@@ -15,36 +15,21 @@ import {
   arbIPv6,
   arbMobility,
   arbMobilityOption,
+  COA,
+  COA_HEX,
+  HA,
+  HA_HEX,
   hex,
+  HOA,
+  HOA_HEX,
+  homeBu,
   mutated,
   parseNoThrow,
   randomBytes,
   rec,
 } from "./test_util.ts";
 
-const HOA = "2001:db8:2000::10";
-const HA = "2001:db8:2000::1";
-const COA = "2001:db8:3000::3";
-const HOA_HEX = "20010db8 20000000 00000000 00000010";
-const HA_HEX = "20010db8 20000000 00000000 00000001";
-const COA_HEX = "20010db8 30000000 00000000 00000003";
-
-const BU: BuRepr = {
-  type: "bu",
-  sequence: 13,
-  flags: {
-    ack: true,
-    home: true,
-    linkLocal: false,
-    key: false,
-    mapReg: false,
-    mobileRouter: false,
-    proxy: false,
-    forceUdp: false,
-  },
-  lifetime: 15,
-  options: [{ type: "altCoa", address: COA }],
-};
+const BU: BuRepr = { type: "bu", ...homeBu(13, 15) };
 const BA: BaRepr = {
   type: "ba",
   status: 0,

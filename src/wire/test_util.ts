@@ -12,8 +12,46 @@ import assert from "node:assert/strict";
 import { formatIPv6, formatMac } from "./addr.ts";
 import type { DestOptsRepr, Ipv6Option, RoutingType2Repr } from "./ext_headers.ts";
 import type { Icmpv6Repr, NdOption } from "./icmpv6.ts";
-import type { BaFlags, BuFlags, MobilityOption, MobilityRepr } from "./mobility.ts";
+import type { BaFlags, BuFlags, BuRepr, MobilityOption, MobilityRepr } from "./mobility.ts";
 import type { Parsed } from "./result.ts";
+
+/** Home address of the reference topology (DESIGN.md). */
+export const HOA = "2001:db8:2000::10";
+/** Home agent of the reference topology (also the home router). */
+export const HA = "2001:db8:2000::1";
+/** Care-of address of the reference topology (hostB on the foreign link). */
+export const COA = "2001:db8:3000::3";
+/** {@linkcode HOA} as hex text, for golden byte strings. */
+export const HOA_HEX = "20010db8 20000000 00000000 00000010";
+/** {@linkcode HA} as hex text. */
+export const HA_HEX = "20010db8 20000000 00000000 00000001";
+/** {@linkcode COA} as hex text. */
+export const COA_HEX = "20010db8 30000000 00000000 00000003";
+
+/** BU flags with every bit clear (RFC 6275 §6.1.7). */
+export const NO_BU_FLAGS: BuFlags = {
+  ack: false,
+  home: false,
+  linkLocal: false,
+  key: false,
+  mapReg: false,
+  mobileRouter: false,
+  proxy: false,
+  forceUdp: false,
+};
+
+/**
+ * A home registration's BU (RFC 6275 §11.7.1): A and H set, the rest clear, with the Alternate
+ * Care-of Address option carrying `coa`. A fresh object each call.
+ */
+export function homeBu(sequence: number, lifetime: number, coa = COA): Omit<BuRepr, "type"> {
+  return {
+    sequence,
+    flags: { ...NO_BU_FLAGS, ack: true, home: true },
+    lifetime,
+    options: [{ type: "altCoa", address: coa }],
+  };
+}
 
 /** Bytes from hex text; whitespace, `|` and `#` comments to end of line are ignored. */
 export function hex(text: string): Uint8Array {

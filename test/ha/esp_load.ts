@@ -20,6 +20,7 @@ import type { EspSaConfig } from "../../src/ipsec/config.ts";
 import { buildProtectedBindingUpdate, unprotectMobility } from "../../src/ipsec/packets.ts";
 import { SecurityAssociation, SecurityAssociationDatabase } from "../../src/ipsec/sa.ts";
 import { formatIPv6 } from "../../src/wire/addr.ts";
+import { homeBu } from "../../src/wire/test_util.ts";
 import { Lab } from "../helpers/netns.ts";
 import { COA, HA, haStatus, haTopology, startHa } from "./ha_lab.ts";
 
@@ -65,21 +66,7 @@ async function generate(): Promise<void> {
         careOf: COA,
         homeAgent: HA,
         homeAddress: p.homeAddress,
-        bu: {
-          sequence: seq,
-          flags: {
-            ack: true,
-            home: true,
-            linkLocal: false,
-            key: false,
-            mapReg: false,
-            mobileRouter: false,
-            proxy: false,
-            forceUdp: false,
-          },
-          lifetime: 150,
-          options: [{ type: "altCoa", address: COA }],
-        },
+        bu: homeBu(seq, 150, COA),
       }),
     );
   }

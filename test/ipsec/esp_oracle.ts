@@ -8,6 +8,7 @@
 import type { EspAlgorithm, EspSaConfig } from "../../src/ipsec/config.ts";
 import { SecurityAssociation } from "../../src/ipsec/sa.ts";
 import type { BaRepr, BuRepr } from "../../src/wire/mobility.ts";
+import { homeBu } from "../../src/wire/test_util.ts";
 import { runPythonJson } from "../helpers/python.ts";
 import { tsharkEspSaArgs } from "../helpers/tshark.ts";
 
@@ -58,21 +59,7 @@ export function saFor(alg: EspAlgorithm, direction: "inbound" | "outbound"): Sec
 
 /** A home-registration BU (A, H, Alternate Care-of Address: RFC 6275 §11.7.1). */
 export function bu(sequence: number): Omit<BuRepr, "type"> {
-  return {
-    sequence,
-    flags: {
-      ack: true,
-      home: true,
-      linkLocal: false,
-      key: false,
-      mapReg: false,
-      mobileRouter: false,
-      proxy: false,
-      forceUdp: false,
-    },
-    lifetime: 150,
-    options: [{ type: "altCoa", address: ADDR.careOf }],
-  };
+  return homeBu(sequence, 150, ADDR.careOf);
 }
 
 /** A BA for `sequence` with `status`. */

@@ -7,7 +7,6 @@
  */
 
 import {
-  type BuFlags,
   buildBindingAck,
   buildBindingUpdate,
   buildIcmpv6Packet,
@@ -21,6 +20,7 @@ import {
   type MobilityRepr,
   parseIPv6,
 } from "../../src/wire/mod.ts";
+import { NO_BU_FLAGS } from "../../src/wire/test_util.ts";
 
 /** Reference addresses (DESIGN.md topology). */
 export const ADDR = {
@@ -46,17 +46,6 @@ export interface OurCase {
   mh?: MobilityRepr;
   icmp?: Icmpv6Repr;
 }
-
-const NO_FLAGS: BuFlags = {
-  ack: false,
-  home: false,
-  linkLocal: false,
-  key: false,
-  mapReg: false,
-  mobileRouter: false,
-  proxy: false,
-  forceUdp: false,
-};
 
 /** A large packet from the VM, the kind that triggers a Packet Too Big (RFC 2473 §7). */
 export function bigInvokingPacket(): Uint8Array {
@@ -135,21 +124,21 @@ export function ourCases(): OurCase[] {
   bu("bu_home_registration", coa, {
     type: "bu",
     sequence: 4242,
-    flags: { ...NO_FLAGS, ack: true, home: true },
+    flags: { ...NO_BU_FLAGS, ack: true, home: true },
     lifetime: 150,
     options: [{ type: "altCoa", address: coa }],
   });
   bu("bu_l_k_r_f", coa2, {
     type: "bu",
     sequence: 65535,
-    flags: { ...NO_FLAGS, linkLocal: true, key: true, mobileRouter: true, forceUdp: true },
+    flags: { ...NO_BU_FLAGS, linkLocal: true, key: true, mobileRouter: true, forceUdp: true },
     lifetime: 0,
     options: [{ type: "altCoa", address: coa2 }],
   });
   bu("bu_a_m_p_nonce", coa, {
     type: "bu",
     sequence: 1,
-    flags: { ...NO_FLAGS, ack: true, mapReg: true, proxy: true },
+    flags: { ...NO_BU_FLAGS, ack: true, mapReg: true, proxy: true },
     lifetime: 0xffff,
     options: [{ type: "nonce", homeNonceIndex: 0x1234, careOfNonceIndex: 0xabcd }],
   });
