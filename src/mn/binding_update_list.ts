@@ -494,23 +494,34 @@ export class BindingUpdateListEntry {
     return "no type 2 routing header with the home address";
   }
 
+  /**
+   * Counts and logs (rate-limited as `<kind>-forged`) a BA/BRR that fails {@link #fromHa};
+   * true when `e` is to be ignored.
+   */
+  #ignoredNotFromHa(
+    kind: "ba" | "brr",
+    e: { src: string; dst: string; rh2HomeAddress?: string },
+    out: BulAction[],
+  ): boolean {
+    const bad = this.#fromHa(e);
+    if (bad === null) return false;
+    this.counters[kind === "ba" ? "ba_ignored" : "brr_ignored"]++;
+    out.push({
+      type: "log",
+      level: "warning",
+      message: `ignored ${kind.toUpperCase()}: ${bad}`,
+      remote: `${kind}-forged`,
+    });
+    return true;
+  }
+
   #inAttempt(seq: number): boolean {
     return ((seq - this.#attemptFirstSeq) & 0xffff) < this.#attemptCount;
   }
 
   #onBa(e: Extract<BulEvent, { type: "ba" }>, now: number, out: BulAction[]): void {
     const ba = e.ba;
-    const bad = this.#fromHa(e);
-    if (bad !== null) {
-      this.counters.ba_ignored++;
-      out.push({
-        type: "log",
-        level: "warning",
-        message: `ignored BA: ${bad}`,
-        remote: "ba-forged",
-      });
-      return;
-    }
+    if (this.#ignoredNotFromHa("ba", e, out)) return;
     if (!this.#inFlight) {
       this.counters.ba_ignored++;
       out.push({
@@ -640,17 +651,7 @@ export class BindingUpdateListEntry {
   }
 
   #onBrr(e: Extract<BulEvent, { type: "brr" }>, now: number, out: BulAction[]): void {
-    const bad = this.#fromHa(e);
-    if (bad !== null) {
-      this.counters.brr_ignored++;
-      out.push({
-        type: "log",
-        level: "warning",
-        message: `ignored BRR: ${bad}`,
-        remote: "brr-forged",
-      });
-      return;
-    }
+    if (this.#ignoredNotFromHa("brr", e, out)) return;
     if (this.#dereg || this.#state === "deregistered") {
       this.counters.brr_ignored++;
       return;

@@ -62,16 +62,12 @@ const HAO_LEN = 16;
 /** Maximum length of an options header: (255 + 1) · 8 octets. */
 const MAX_EXT_LEN = 2048;
 
-/** Zero-copy view of a Hop-by-Hop or Destination Options header. */
-export class OptionsHeader {
+/**
+ * The two octets every extension header starts with (RFC 8200 §4.3–§4.6): Next Header and Hdr
+ * Ext Len; the views below add their own fields.
+ */
+export class ExtensionHeader {
   constructor(readonly bytes: Uint8Array) {}
-
-  /** Null when the whole header (per Hdr Ext Len) fits, else a truncation failure. */
-  checkLen(): ParseError | null {
-    if (this.bytes.length < 2) return fail("truncated", 0, "header");
-    if (this.bytes.length < this.length) return fail("truncated", HDR_EXT_LEN, "hdrExtLen");
-    return null;
-  }
 
   /** Next Header. */
   get nextHeader(): number {
@@ -93,6 +89,16 @@ export class OptionsHeader {
   get length(): number {
     return (this.bytes[HDR_EXT_LEN] + 1) * 8;
   }
+}
+
+/** Zero-copy view of a Hop-by-Hop or Destination Options header. */
+export class OptionsHeader extends ExtensionHeader {
+  /** Null when the whole header (per Hdr Ext Len) fits, else a truncation failure. */
+  checkLen(): ParseError | null {
+    if (this.bytes.length < 2) return fail("truncated", 0, "header");
+    if (this.bytes.length < this.length) return fail("truncated", HDR_EXT_LEN, "hdrExtLen");
+    return null;
+  }
 
   /** Zero-copy iterator over the options (Pad1/PadN skipped). */
   options(): TlvIterator {
@@ -101,35 +107,12 @@ export class OptionsHeader {
 }
 
 /** Zero-copy view of a Routing header (RFC 8200 §4.4), type 2 fields per RFC 6275 §6.4. */
-export class RoutingHeader {
-  constructor(readonly bytes: Uint8Array) {}
-
+export class RoutingHeader extends ExtensionHeader {
   /** Null when the header fits, else a truncation failure. */
   checkLen(): ParseError | null {
     if (this.bytes.length < 4) return fail("truncated", 0, "header");
     if (this.bytes.length < this.length) return fail("truncated", HDR_EXT_LEN, "hdrExtLen");
     return null;
-  }
-
-  /** Next Header. */
-  get nextHeader(): number {
-    return this.bytes[NEXT_HEADER];
-  }
-  set nextHeader(v: number) {
-    this.bytes[NEXT_HEADER] = v;
-  }
-
-  /** Hdr Ext Len. */
-  get hdrExtLen(): number {
-    return this.bytes[HDR_EXT_LEN];
-  }
-  set hdrExtLen(v: number) {
-    this.bytes[HDR_EXT_LEN] = v;
-  }
-
-  /** Header length in octets. */
-  get length(): number {
-    return (this.bytes[HDR_EXT_LEN] + 1) * 8;
   }
 
   /** Routing Type. */
