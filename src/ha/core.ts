@@ -35,8 +35,12 @@
  */
 
 import { inPrefix, ipv6Bytes } from "../wire/addr.ts";
-import type { MobilityRepr } from "../wire/mobility.ts";
-import { canonicalIPv6Fast as canonicalIPv6, formatIPv6Fast, parseIPv6Into } from "./fast_addr.ts";
+import { BA_STATUS, BE_STATUS, type MobilityRepr } from "../wire/mobility.ts";
+import {
+  canonicalIPv6Fast as canonicalIPv6,
+  formatIPv6Fast,
+  parseIPv6Into,
+} from "../wire/fast_addr.ts";
 import {
   type Binding,
   BindingCache,
@@ -44,29 +48,6 @@ import {
   type PersistedBinding,
   seqGreater,
 } from "./binding_cache.ts";
-
-/** Binding Acknowledgement status codes the home agent sends (RFC 6275 §6.1.8). */
-export const HA_STATUS = {
-  ACCEPTED: 0,
-  UNSPECIFIED: 128,
-  ADMIN_PROHIBITED: 129,
-  INSUFFICIENT_RESOURCES: 130,
-  HOME_REG_NOT_SUPPORTED: 131,
-  NOT_HOME_SUBNET: 132,
-  NOT_HOME_AGENT: 133,
-  DAD_FAILED: 134,
-  SEQ_OUT_OF_WINDOW: 135,
-  REG_TYPE_CHANGE: 139,
-  /** Mobile Router Operation not permitted (RFC 3963 §6.2): the R flag is not served. */
-  MOBILE_ROUTER_NOT_PERMITTED: 140,
-  /** PROXY_REG_NOT_ENABLED (RFC 5213 §8.9): this home agent is no local mobility anchor. */
-  PROXY_REG_NOT_ENABLED: 152,
-  /** Invalid Care-of Address (RFC 6275 §6.1.8). */
-  INVALID_COA: 174,
-} as const;
-
-/** Binding Error status codes (RFC 6275 §6.1.9). */
-export const HA_BE_STATUS = { UNKNOWN_HAO: 1, UNKNOWN_MH_TYPE: 2 } as const;
 
 /** Error messages (Binding Errors, Parameter Problems) to one source at most this often. */
 export const BE_INTERVAL_MS = 1000;
@@ -534,7 +515,7 @@ export class HomeAgentCore {
           this.#count("bindings_registered");
           out.push(this.#installOf(b));
           out.push(this.#nd("unsolicitedNa", b.homeAddress, b));
-          this.#ba(out, this.#replyOf(b), HA_STATUS.ACCEPTED, b.sequence, b.lifetimeUnits);
+          this.#ba(out, this.#replyOf(b), BA_STATUS.ACCEPTED, b.sequence, b.lifetimeUnits);
           this.#logChange(
             out,
             "registered",
@@ -660,7 +641,7 @@ export class HomeAgentCore {
         from: dst,
         to,
         homeAddress: ev.hao ? canonicalIPv6(ev.homeAddress) : "::",
-        status: HA_BE_STATUS.UNKNOWN_MH_TYPE,
+        status: BE_STATUS.UNKNOWN_MH_TYPE,
       });
       this.#log(
         out,
@@ -732,7 +713,7 @@ export class HomeAgentCore {
     // otherwise 135 carrying the last accepted sequence number.
     if (entry !== undefined && !seqGreater(seq, entry.sequence)) {
       return reject(
-        HA_STATUS.SEQ_OUT_OF_WINDOW,
+        BA_STATUS.SEQ_OUT_OF_WINDOW,
         `sequence ${seq} not greater than last accepted ${entry.sequence}`,
         entry.sequence,
       );
@@ -740,7 +721,7 @@ export class HomeAgentCore {
     if (!bu.flags.home) {
       // §9.5.1: a binding exists and the H bit differs from its home registration flag → 139.
       if (entry !== undefined) {
-        return reject(HA_STATUS.REG_TYPE_CHANGE, "H bit clear for an existing home registration");
+        return reject(BA_STATUS.REG_TYPE_CHANGE, "H bit clear for an existing home registration");
       }
       // A correspondent registration: valid only with Binding Authorization Data from return
       // routability (§9.5.1), which this home agent does not run (§8.2: route optimisation
@@ -754,24 +735,24 @@ export class HomeAgentCore {
     }
     // §6.1.7: a home registration sets A; this home agent answers every BU and insists on it.
     if (!bu.flags.ack) {
-      return reject(HA_STATUS.UNSPECIFIED, "A bit clear in a home registration");
+      return reject(BA_STATUS.UNSPECIFIED, "A bit clear in a home registration");
     }
     if (bu.flags.mobileRouter) {
       return reject(
-        HA_STATUS.MOBILE_ROUTER_NOT_PERMITTED,
+        BA_STATUS.MOBILE_ROUTER_NOT_PERMITTED,
         "R bit set: mobile router operation (RFC 3963) is not served",
       );
     }
     if (bu.flags.proxy) {
       return reject(
-        HA_STATUS.PROXY_REG_NOT_ENABLED,
+        BA_STATUS.PROXY_REG_NOT_ENABLED,
         "P bit set: proxy registration (RFC 5213) is not served, this is no local mobility anchor",
       );
     }
     // §9.5.1 / §10.3.2: lifetime 0 or CoA == HoA is a deregistration.
     if (bu.lifetime === 0 || coa === hoa) {
       if (entry === undefined) {
-        return reject(HA_STATUS.NOT_HOME_AGENT, "deregistration without a binding");
+        return reject(BA_STATUS.NOT_HOME_AGENT, "deregistration without a binding");
       }
       this.#drop(entry);
       if (entry.dadUntil !== undefined) {
@@ -787,7 +768,7 @@ export class HomeAgentCore {
         out.push(PERSIST);
       }
       this.#count("bindings_deregistered");
-      this.#ba(out, reply, HA_STATUS.ACCEPTED, seq, 0);
+      this.#ba(out, reply, BA_STATUS.ACCEPTED, seq, 0);
       this.#logChange(
         out,
         "deregistered",
@@ -800,7 +781,7 @@ export class HomeAgentCore {
     if (hoaProblem !== undefined) return reject(hoaProblem[0], hoaProblem[1]);
     const coaProblem = this.#careOfProblem(coaBytes, coa);
     if (coaProblem !== undefined) {
-      return reject(HA_STATUS.INVALID_COA, `care-of address ${coa} is ${coaProblem}`);
+      return reject(BA_STATUS.INVALID_CARE_OF_ADDRESS, `care-of address ${coa} is ${coaProblem}`);
     }
     let linkLocal: string | undefined;
     if (bu.flags.linkLocal) {
@@ -809,7 +790,7 @@ export class HomeAgentCore {
       const owner = this.#llOwner.get(linkLocal);
       if (this.#own.has(linkLocal) || (owner !== undefined && owner !== hoa)) {
         return reject(
-          HA_STATUS.ADMIN_PROHIBITED,
+          BA_STATUS.ADMIN_PROHIBITED,
           `L bit: link-local address ${linkLocal} belongs to ${owner ?? "the home agent"}`,
         );
       }
@@ -839,7 +820,7 @@ export class HomeAgentCore {
       if (previous !== coa || llChanged) out.push(this.#installOf(entry, previous));
       out.push(PERSIST);
       this.#count("bindings_refreshed");
-      this.#ba(out, reply, HA_STATUS.ACCEPTED, seq, units);
+      this.#ba(out, reply, BA_STATUS.ACCEPTED, seq, units);
       if (previous !== coa) {
         this.#count("bindings_moved");
         this.#logChange(
@@ -891,7 +872,7 @@ export class HomeAgentCore {
     out.push(this.#installOf(b));
     out.push(this.#nd("unsolicitedNa", hoa, b));
     out.push(PERSIST);
-    this.#ba(out, reply, HA_STATUS.ACCEPTED, seq, units);
+    this.#ba(out, reply, BA_STATUS.ACCEPTED, seq, units);
     this.#logChange(
       out,
       "registered",
@@ -914,15 +895,15 @@ export class HomeAgentCore {
   /** Status and reason when `hoa` may not be registered (RFC 6275 §10.3.1), else undefined. */
   #homeAddressProblem(b: Uint8Array, hoa: string): [number, string] | undefined {
     if (!inPrefix(b, this.#prefixBytes, this.#cfg.homePrefix.length)) {
-      return [HA_STATUS.NOT_HOME_SUBNET, "home address outside the home prefix"];
+      return [BA_STATUS.NOT_HOME_SUBNET, "home address outside the home prefix"];
     }
     if (this.#reserved.has(hoa) || this.#own.has(hoa)) {
-      return [HA_STATUS.ADMIN_PROHIBITED, "home address reserved (an address of this host)"];
+      return [BA_STATUS.ADMIN_PROHIBITED, "home address reserved (an address of this host)"];
     }
     const anycast = reservedAnycast(b, this.#cfg.homePrefix.length);
-    if (anycast !== undefined) return [HA_STATUS.ADMIN_PROHIBITED, `home address is ${anycast}`];
+    if (anycast !== undefined) return [BA_STATUS.ADMIN_PROHIBITED, `home address is ${anycast}`];
     if (this.#allow.size > 0 && !this.#allow.has(hoa)) {
-      return [HA_STATUS.ADMIN_PROHIBITED, "home address not in the allow list"];
+      return [BA_STATUS.ADMIN_PROHIBITED, "home address not in the allow list"];
     }
     return undefined;
   }
@@ -972,7 +953,7 @@ export class HomeAgentCore {
     out.push(this.#nd("stopDad", hoa, b));
     if (b.state === "dad") {
       // Strict: RFC 6275 §10.3.1, status 134.
-      this.#ba(out, this.#replyOf(b), HA_STATUS.DAD_FAILED, b.sequence, 0);
+      this.#ba(out, this.#replyOf(b), BA_STATUS.DAD_FAILED, b.sequence, 0);
       this.#log(out, "warning", "DAD failed for {homeAddress}: {evidence}; BA 134 sent", {
         homeAddress: hoa,
         evidence: ev.evidence,
@@ -1014,7 +995,7 @@ export class HomeAgentCore {
       from: canonicalIPv6(ev.dst),
       to: src,
       homeAddress: hoa,
-      status: HA_BE_STATUS.UNKNOWN_HAO,
+      status: BE_STATUS.UNKNOWN_HAO,
     });
     this.#log(
       out,
@@ -1050,7 +1031,7 @@ export class HomeAgentCore {
     if (b.dadUntil !== undefined) out.push(this.#nd("stopDad", hoa, b));
     out.push({ type: "remove", homeAddress: hoa, careOf: b.careOf, reason: "install failed" });
     out.push(PERSIST);
-    this.#ba(out, this.#replyOf(b), HA_STATUS.INSUFFICIENT_RESOURCES, b.sequence, 0);
+    this.#ba(out, this.#replyOf(b), BA_STATUS.INSUFFICIENT_RESOURCES, b.sequence, 0);
     this.#log(out, "error", "binding for {homeAddress} via {careOf} dropped: {error}", {
       homeAddress: hoa,
       careOf: b.careOf,

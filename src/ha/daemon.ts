@@ -71,7 +71,7 @@ import {
   planForwarding,
 } from "./forwarding.ts";
 import { emitBindingAck, emitDadProbe, emitUnsolicitedNa } from "./emit.ts";
-import { formatIPv6Fast, parseIPv6Into } from "./fast_addr.ts";
+import { formatIPv6Fast, parseIPv6Into } from "../wire/fast_addr.ts";
 import { openLinkSocket } from "./link_socket.ts";
 import { LogBudget } from "./log_budget.ts";
 import {

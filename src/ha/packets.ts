@@ -28,7 +28,7 @@ import {
 } from "../wire/packet.ts";
 import type { ParseError } from "../wire/result.ts";
 import type { HaAction, HaEvent } from "./core.ts";
-import { formatIPv6Fast } from "./fast_addr.ts";
+import { formatIPv6Fast } from "../wire/fast_addr.ts";
 
 /** All-nodes multicast (RFC 4291 §2.7.1). */
 export const ALL_NODES = "ff02::1";

@@ -25,5 +25,5 @@ export { GsoSplitter, SPLIT_ERROR } from "./gso.ts";
 export { groMergedGso, mergedSegmentSize, TcpCoalescer } from "./gro.ts";
 export type { TcpCoalescerOptions } from "./gro.ts";
 export { PacketMemory } from "./checksum.ts";
-export { parseIPv6Into, TableReader, TunnelTable } from "./table.ts";
+export { TableReader, TunnelTable } from "./table.ts";
 export type { TunnelEntry } from "./table.ts";

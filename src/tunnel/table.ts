@@ -35,6 +35,7 @@
  */
 
 import { formatIPv6 } from "../wire/addr.ts";
+import { parseIPv6Into } from "../wire/fast_addr.ts";
 
 const HEADER = 32;
 const GEN = 0; // i32 index
@@ -73,96 +74,6 @@ export function hashAddress(b: Uint8Array, off: number): number {
   h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
   h ^= h >>> 13;
   return h >>> 0;
-}
-
-function hexValue(c: number): number {
-  if (c >= 48 && c <= 57) return c - 48; // 0-9
-  const l = c | 0x20; // lowercase
-  return l >= 97 && l <= 102 ? l - 87 : -1; // a-f
-}
-
-/** Parses a dotted IPv4 tail `text[from, end)` into `out[at..+4]` (no leading zeros). */
-function parseDottedInto(text: string, from: number, out: Uint8Array, at: number): boolean {
-  const end = text.length;
-  let i = from;
-  for (let part = 0; part < 4; part++) {
-    if (part > 0) {
-      if (i >= end || text.charCodeAt(i) !== 46 /* . */) return false;
-      i++;
-    }
-    const start = i;
-    let v = 0;
-    while (i < end) {
-      const c = text.charCodeAt(i);
-      if (c < 48 || c > 57) break;
-      v = v * 10 + (c - 48);
-      i++;
-    }
-    const digits = i - start;
-    if (digits === 0 || digits > 3 || v > 255) return false;
-    if (digits > 1 && text.charCodeAt(start) === 48) return false; // "01"
-    out[at + part] = v;
-  }
-  return i === end;
-}
-
-/**
- * Parses IPv6 address text (RFC 4291 §2.2: up to eight groups of 1–4 hex digits, one `::`,
- * an optional dotted IPv4 tail; no zone identifier) into `out[at..+16]`, writing all 16 bytes,
- * without allocating. Accepts exactly what `tryParseIPv6` of src/wire/addr.ts accepts.
- * Returns false (and leaves `out[at..+16]` unspecified) when `text` is not an IPv6 address.
- */
-export function parseIPv6Into(text: string, out: Uint8Array, at: number): boolean {
-  if (typeof text !== "string") return false;
-  const n = text.length;
-  if (n < 2 || n > 45) return false;
-  let i = 0;
-  let w = 0; // bytes written
-  let gap = -1; // where "::" stands, in bytes written before it
-  if (text.charCodeAt(0) === 58 /* : */) {
-    if (text.charCodeAt(1) !== 58) return false;
-    gap = 0;
-    i = 2;
-  }
-  while (i < n) {
-    const start = i;
-    let v = 0;
-    while (i < n && i - start < 5) {
-      const h = hexValue(text.charCodeAt(i));
-      if (h < 0) break;
-      v = (v << 4) | h;
-      i++;
-    }
-    if (i < n && text.charCodeAt(i) === 46 /* . */) {
-      // The dotted IPv4 tail: the last 32 bits, nothing after it.
-      if (w + 4 > 16 || !parseDottedInto(text, start, out, at + w)) return false;
-      w += 4;
-      i = n;
-      break;
-    }
-    const digits = i - start;
-    if (digits === 0 || digits > 4 || w + 2 > 16) return false;
-    out[at + w] = v >> 8;
-    out[at + w + 1] = v & 0xff;
-    w += 2;
-    if (i === n) break;
-    if (text.charCodeAt(i) !== 58) return false;
-    i++;
-    if (i < n && text.charCodeAt(i) === 58) {
-      if (gap >= 0) return false; // a second "::"
-      gap = w;
-      i++;
-    } else if (i === n) {
-      return false; // a single trailing ':'
-    }
-  }
-  if (gap < 0) return w === 16;
-  if (w > 14) return false; // "::" stands for at least one group of zeros
-  // Move what followed "::" to the end and zero the gap.
-  const tail = w - gap;
-  for (let k = tail - 1; k >= 0; k--) out[at + 16 - tail + k] = out[at + gap + k];
-  for (let k = gap; k < 16 - tail; k++) out[at + k] = 0;
-  return true;
 }
 
 function sameAddress(a: Uint8Array, aOff: number, b: Uint8Array, bOff: number): boolean {

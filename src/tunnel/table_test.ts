@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { formatIPv6, parseIPv6, tryParseIPv6 } from "../wire/addr.ts";
-import { parseIPv6Into, TableReader, TunnelTable, tunnelTableBytes } from "./table.ts";
+import { TableReader, TunnelTable, tunnelTableBytes } from "./table.ts";
+import { parseIPv6Into } from "../wire/fast_addr.ts";
 
 const HOA = "2001:db8:2000::10";
 const COA = "2001:db8:3000::3";

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { formatIPv6, tryParseIPv6 } from "../wire/addr.ts";
+import { formatIPv6, tryParseIPv6 } from "./addr.ts";
 
 function hexValue(c: number): number {
   if (c >= 48 && c <= 57) return c - 48; // 0-9

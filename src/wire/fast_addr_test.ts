@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { canonicalIPv6, formatIPv6, tryParseIPv6 } from "../wire/addr.ts";
+import { canonicalIPv6, formatIPv6, tryParseIPv6 } from "./addr.ts";
 import { canonicalIPv6Fast, formatIPv6Fast, parseIPv6Into } from "./fast_addr.ts";
 
 /** Texts that are addresses in many spellings, and near misses. */
