@@ -11,6 +11,21 @@ import { ConfigError, loadHaConfig, loadMnConfig } from "../config/load.ts";
 import { controlRequest } from "../control/client.ts";
 import { LOG_LEVELS, setupLogging } from "../log.ts";
 import { formatStatus } from "./status.ts";
+import { ifNameToIndex } from "../../ffi/structs.ts";
+
+/**
+ * A configuration naming an interface that does not exist is a configuration error (exit 2,
+ * flag named), caught before the daemon creates anything.
+ */
+function requireInterface(name: string): void {
+  try {
+    ifNameToIndex(name);
+  } catch (e) {
+    throw new ConfigError([
+      `--interface: no network interface named "${name}" (${(e as Error).message})`,
+    ]);
+  }
+}
 
 /** Exit code for usage and configuration errors. */
 export const EXIT_USAGE = 2;
@@ -56,6 +71,7 @@ function build(result: { code: number }): Command {
     )
     .action(async (opts) => {
       const config = loadHaConfig(opts);
+      requireInterface(config.interface);
       await setupLogging(config.logLevel);
       const { runHomeAgent } = await import("../ha/daemon.ts");
       result.code = await runHomeAgent(config);
@@ -81,6 +97,7 @@ function build(result: { code: number }): Command {
     .option("--standby", "start without registering; wait for the handover control command")
     .action(async (opts) => {
       const config = loadMnConfig(opts);
+      requireInterface(config.interface);
       await setupLogging(config.logLevel);
       const { runMobileNode } = await import("../mn/daemon.ts");
       result.code = await runMobileNode(config);

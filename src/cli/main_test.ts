@@ -47,6 +47,30 @@ Deno.test("cli: usage and config errors exit 2 naming the flag", async () => {
   assert.match(choice.err, /--dad/);
 });
 
+Deno.test("cli: a missing interface is a configuration error (exit 2), nothing created", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const r = await cli(
+      "ha",
+      "--interface",
+      "kgmnosuch0",
+      "--address",
+      "2001:db8:2000::1",
+      "--home-prefix",
+      "2001:db8:2000::/64",
+      "--control",
+      `${dir}/run/ha.sock`,
+      "--state-dir",
+      `${dir}/state`,
+    );
+    assert.equal(r.code, 2, r.err);
+    assert.match(r.err, /--interface: no network interface named "kgmnosuch0"/);
+    assert.deepEqual([...Deno.readDirSync(dir)], [], "no control socket or state directory");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("cli: status against a missing socket fails with exit 1 and names it", async () => {
   const r = await cli("status", "--control", "/nonexistent/x.sock");
   assert.equal(r.code, 1);
