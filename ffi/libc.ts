@@ -43,6 +43,12 @@ const SYMBOLS = {
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   // ssize_t write(int fd, const void *buf, size_t n);
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  // The same read()/write() with the ssize_t result taken as its low 32 bits (an int in the
+  // return register on x86_64 and aarch64): exact for any single tun/tap read or write (< 2^31
+  // bytes) and for -1. An `isize` result comes back as a BigInt on every call (~40 B of garbage
+  // per packet on the data path); an `i32` is a plain number.
+  read_i32: { name: "read", parameters: ["i32", "buffer", "usize"], result: "i32" },
+  write_i32: { name: "write", parameters: ["i32", "buffer", "usize"], result: "i32" },
   // ssize_t readv(int fd, const struct iovec *iov, int iovcnt);
   readv: { parameters: ["i32", "buffer", "i32"], result: "isize" },
   // ssize_t writev(int fd, const struct iovec *iov, int iovcnt);

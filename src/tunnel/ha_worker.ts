@@ -102,7 +102,7 @@ function setup(init: HaWorkerInit): { loop(): void; close(): void } {
           if (!more && !waitData()) break;
           let reads = 0;
           while (reads < B) {
-            const r = Number(lib.read(tunFd, readView, readCap));
+            const r = lib.read_i32(tunFd, readView, readCap);
             if (r < 0) break; // EAGAIN: drained (a real error shows up in poll's revents)
             reads++;
             const len = ipv6PacketLength(packet, r - hdrLen);
@@ -184,7 +184,7 @@ function setup(init: HaWorkerInit): { loop(): void; close(): void } {
     let ok = n > 0;
     for (let i = 0; i < n; i++) {
       const l = split.emit(i, scratch, READ_IP_AT);
-      if (Number(lib.write(tunFd, scratchPacket, BigInt(l))) < 0) ok = false;
+      if (lib.write_i32(tunFd, scratchPacket, BigInt(l)) < 0) ok = false;
     }
     return ok;
   };
@@ -236,7 +236,7 @@ function setup(init: HaWorkerInit): { loop(): void; close(): void } {
           if (pre > 0) c.add(NIC_GRO, 1);
           const ok = pre > 0
             ? writeSplit(k, len, pre)
-            : Number(lib.write(tunFd, buf, BigInt(len))) >= 0;
+            : lib.write_i32(tunFd, buf, BigInt(len)) >= 0;
           if (!ok) {
             c.add(RX_ERRORS, 1);
           } else {
@@ -248,7 +248,7 @@ function setup(init: HaWorkerInit): { loop(): void; close(): void } {
           gro.finish();
           for (let u = 0; u < gro.units; u++) {
             const w = writes[gro.unitTag[u]];
-            if (Number(lib.write(tunFd, w, BigInt(gro.unitLength[u] + hdrLen))) < 0) {
+            if (lib.write_i32(tunFd, w, BigInt(gro.unitLength[u] + hdrLen)) < 0) {
               c.add(RX_ERRORS, gro.unitSegments[u]);
             } else {
               c.add(RX_PACKETS, gro.unitSegments[u]);

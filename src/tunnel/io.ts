@@ -191,10 +191,10 @@ export function recvNow(fd: number, ring: RecvRing): number {
  *   a number ........... 409 ns: V8's fast call wants a BigInt for a 64-bit parameter; a number
  *                        takes the slow path (and allocates)
  *   a u32 parameter .... 298 ns, no garbage
- * The per-call garbage left is the `isize` result, which Deno returns as a BigInt: ~190
- * scavenges per 5 M calls (~40 bytes each) against 3–8 with an `i32` result. It goes once
- * ffi/libc.ts offers read/write with a `u32` length and an `i32` result. (A wrapper function
- * here around the call measured ~15 ns and ~15 % more garbage: call sites stay direct.)
+ * The `isize` result of `read`/`write` comes back as a BigInt (~190 scavenges per 5 M calls,
+ * ~40 bytes each, against 3–8 with an `i32` result), so the Workers call `read_i32` /
+ * `write_i32` (ffi/libc.ts: the same functions with the result as a plain number). (A wrapper
+ * function here around the call measured ~15 ns and ~15 % more garbage: call sites stay direct.)
  */
 
 /** Sets O_NONBLOCK on `fd` (the open file description: shared with every dup of it). */

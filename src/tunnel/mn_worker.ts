@@ -157,7 +157,7 @@ function setup(init: MnWorkerInit): { loop(): void; close(): void } {
             const active = ctl.active[v] === 1 && tunnelOk;
             let reads = 0;
             while (reads < B) {
-              const r = Number(lib.read(fd, readView, readCap));
+              const r = lib.read_i32(fd, readView, readCap);
               if (r < 0) break; // EAGAIN
               reads++;
               c.add(VM_FRAMES, 1);
@@ -218,7 +218,7 @@ function setup(init: MnWorkerInit): { loop(): void; close(): void } {
                 }
                 case FRAME_ACTION.REPLY:
                 case FRAME_ACTION.TOO_BIG:
-                  if (Number(lib.write(fd, replyView, BigInt(verdict.length + hdrLen))) < 0) {
+                  if (lib.write_i32(fd, replyView, BigInt(verdict.length + hdrLen)) < 0) {
                     c.add(RX_ERRORS, 1);
                   } else {
                     c.add(verdict.action === FRAME_ACTION.REPLY ? VM_REPLIES : VM_TOO_BIG, 1);
@@ -345,11 +345,11 @@ function setup(init: MnWorkerInit): { loop(): void; close(): void } {
             scratchFrame[13] = 0xdd;
             for (let s = 0; s < segs; s++) {
               const l = split.emit(s, scratch, READ_IP_AT) + ETHER_HEADER;
-              if (Number(lib.write(taps[v], scratchFrame, BigInt(l))) < 0) ok = false;
+              if (lib.write_i32(taps[v], scratchFrame, BigInt(l)) < 0) ok = false;
             }
           } else {
             frameFor(k, v);
-            ok = Number(lib.write(taps[v], frames[k], BigInt(len + ETHER_HEADER))) >= 0;
+            ok = lib.write_i32(taps[v], frames[k], BigInt(len + ETHER_HEADER)) >= 0;
           }
           if (!ok) {
             c.add(RX_ERRORS, 1);
@@ -365,7 +365,7 @@ function setup(init: MnWorkerInit): { loop(): void; close(): void } {
             const v = vmOf[k];
             frameFor(k, v);
             const wlen = gro.unitLength[u] + ETHER_HEADER + VNET_HDR_LEN;
-            if (Number(lib.write(taps[v], vnetFrames[k], BigInt(wlen))) < 0) {
+            if (lib.write_i32(taps[v], vnetFrames[k], BigInt(wlen)) < 0) {
               c.add(RX_ERRORS, gro.unitSegments[u]);
             } else {
               c.add(RX_PACKETS, gro.unitSegments[u]);
