@@ -33,6 +33,7 @@
 
 import { fold, type PacketMemory, pseudoSum, transportChecksumOk } from "./checksum.ts";
 import { GSO, VNET_F_NEEDS_CSUM, VNET_HDR_LEN, writeVnetHdr } from "./vnet.ts";
+import type { CounterBatch } from "./counters.ts";
 
 const IP6_LEN = 40;
 const NH_TCP = 6;
@@ -295,4 +296,38 @@ export class TcpCoalescer {
     for (let j = fi + 1; j < this.#openCount; j++) this.#open[j - 1] = this.#open[j];
     this.#openCount--;
   }
+}
+
+/** Counter slots a receive path counts written coalesced units in. */
+export interface GroCounterSlots {
+  packets: number;
+  bytes: number;
+  errors: number;
+  coalesced: number;
+  nicGro: number;
+}
+
+/**
+ * Finishes `gro`'s batch and writes every unit with `writeUnit(u)` (true when the device took
+ * it), counting its segments as packets/bytes or as errors, then the batch's merges. Shared by
+ * the home agent's tun writer and the mobile node's tap writer; `writeUnit` is made once per
+ * Worker, so a batch allocates nothing.
+ */
+export function writeCoalesced(
+  gro: TcpCoalescer,
+  c: CounterBatch,
+  slots: GroCounterSlots,
+  writeUnit: (u: number) => boolean,
+): void {
+  gro.finish();
+  for (let u = 0; u < gro.units; u++) {
+    if (writeUnit(u)) {
+      c.add(slots.packets, gro.unitSegments[u]);
+      c.add(slots.bytes, gro.unitBytes[u]);
+    } else {
+      c.add(slots.errors, gro.unitSegments[u]);
+    }
+  }
+  c.add(slots.coalesced, gro.merged);
+  c.add(slots.nicGro, gro.premerged);
 }

@@ -20,7 +20,7 @@ import { Poller } from "../../ffi/poll.ts";
 import { RecvRing, SendRing } from "../../ffi/raw_socket.ts";
 import { copyBytes, finishChecksum, PacketMemory } from "./checksum.ts";
 import { CounterBatch, SharedCounters, type SharedCountersInit } from "./counters.ts";
-import { groMergedGso, TcpCoalescer } from "./gro.ts";
+import { groMergedGso, TcpCoalescer, writeCoalesced } from "./gro.ts";
 import { GsoSplitter } from "./gso.ts";
 import {
   HEADROOM,
@@ -196,6 +196,16 @@ function setup(init: HaWorkerInit): { loop(): void; close(): void } {
   const RX_ERRORS = c.slot("tunnel_rx_errors");
   const RX_BATCHES = c.slot("tunnel_rx_batches");
   const COALESCED = c.slot("tunnel_rx_coalesced");
+  const groSlots = {
+    packets: RX_PACKETS,
+    bytes: RX_BYTES,
+    errors: RX_ERRORS,
+    coalesced: COALESCED,
+    nicGro: NIC_GRO,
+  };
+  /** Writes coalesced unit u (vnet header + packet) to the tun. */
+  const writeUnit = (u: number): boolean =>
+    lib.write_i32(tunFd, writes[gro.unitTag[u]], BigInt(gro.unitLength[u] + hdrLen)) >= 0;
   return {
     loop() {
       let more = false;
@@ -244,20 +254,7 @@ function setup(init: HaWorkerInit): { loop(): void; close(): void } {
             c.add(RX_BYTES, len);
           }
         }
-        if (vnet) {
-          gro.finish();
-          for (let u = 0; u < gro.units; u++) {
-            const w = writes[gro.unitTag[u]];
-            if (lib.write_i32(tunFd, w, BigInt(gro.unitLength[u] + hdrLen)) < 0) {
-              c.add(RX_ERRORS, gro.unitSegments[u]);
-            } else {
-              c.add(RX_PACKETS, gro.unitSegments[u]);
-              c.add(RX_BYTES, gro.unitBytes[u]);
-            }
-          }
-          c.add(COALESCED, gro.merged);
-          c.add(NIC_GRO, gro.premerged);
-        }
+        if (vnet) writeCoalesced(gro, c, groSlots, writeUnit);
         c.add(RX_BATCHES, 1);
         c.flush();
         more = n === B;

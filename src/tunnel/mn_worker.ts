@@ -33,7 +33,7 @@ import {
 import { parseIPv6, parseMac } from "../wire/addr.ts";
 import { copyBytes, finishChecksum, PacketMemory } from "./checksum.ts";
 import { CounterBatch, SharedCounters, type SharedCountersInit } from "./counters.ts";
-import { groMergedGso, TcpCoalescer } from "./gro.ts";
+import { groMergedGso, TcpCoalescer, writeCoalesced } from "./gro.ts";
 import { GsoSplitter } from "./gso.ts";
 import {
   ETHER_HEADER,
@@ -288,6 +288,21 @@ function setup(init: MnWorkerInit): { loop(): void; close(): void } {
     f[12] = 0x86;
     f[13] = 0xdd;
   };
+  const groSlots = {
+    packets: RX_PACKETS,
+    bytes: RX_BYTES,
+    errors: RX_ERRORS,
+    coalesced: COALESCED,
+    nicGro: NIC_GRO,
+  };
+  /** Writes coalesced unit u (vnet header + Ethernet + packet) to its VM's tap. */
+  const writeUnit = (u: number): boolean => {
+    const k = gro.unitTag[u];
+    const v = vmOf[k];
+    frameFor(k, v);
+    const wlen = gro.unitLength[u] + ETHER_HEADER + VNET_HDR_LEN;
+    return lib.write_i32(taps[v], vnetFrames[k], BigInt(wlen)) >= 0;
+  };
 
   return {
     loop() {
@@ -358,23 +373,7 @@ function setup(init: MnWorkerInit): { loop(): void; close(): void } {
           c.add(RX_PACKETS, 1);
           c.add(RX_BYTES, len);
         }
-        if (anyVnet) {
-          gro.finish();
-          for (let u = 0; u < gro.units; u++) {
-            const k = gro.unitTag[u];
-            const v = vmOf[k];
-            frameFor(k, v);
-            const wlen = gro.unitLength[u] + ETHER_HEADER + VNET_HDR_LEN;
-            if (lib.write_i32(taps[v], vnetFrames[k], BigInt(wlen)) < 0) {
-              c.add(RX_ERRORS, gro.unitSegments[u]);
-            } else {
-              c.add(RX_PACKETS, gro.unitSegments[u]);
-              c.add(RX_BYTES, gro.unitBytes[u]);
-            }
-          }
-          c.add(COALESCED, gro.merged);
-          c.add(NIC_GRO, gro.premerged);
-        }
+        if (anyVnet) writeCoalesced(gro, c, groSlots, writeUnit);
         c.add(RX_BATCHES, 1);
         c.flush();
       }
