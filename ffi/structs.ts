@@ -10,6 +10,8 @@
  */
 
 import { cstring, errno, ErrnoError, libc } from "./libc.ts";
+import { formatIPv6 } from "../src/wire/addr.ts";
+import { parseIPv6Into } from "../src/wire/fast_addr.ts";
 
 if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
   throw new Error("ffi/structs.ts assumes a little-endian host (x86_64, aarch64)");
@@ -207,52 +209,15 @@ export function parseCmsgs(dv: DataView, controlLen: number): CmsgRef[] {
 // ---- IPv6 and MAC text ------------------------------------------------------------------------
 
 /**
- * Parses IPv6 text (RFC 4291 §2.2, incl. `::` and a trailing dotted quad)
- * into 16 bytes at `out[off]`. A `%zone` suffix is ignored here (see
- * `parseSockaddrText`). Throws on malformed text: addresses come from
- * configuration, never from the wire.
+ * Parses IPv6 text (RFC 4291 §2.2, incl. `::` and a trailing dotted quad) into 16 bytes at
+ * `out[off]`, with src/wire's allocation-free parser. A `%zone` suffix is ignored here (see
+ * `parseSockaddrText`). Throws on malformed text: addresses come from configuration, never
+ * from the wire.
  */
 export function parseIpv6Into(text: string, out: Uint8Array, off = 0): void {
-  const bad = () => new TypeError(`invalid IPv6 address: ${JSON.stringify(text)}`);
   const pct = text.indexOf("%");
-  const s = pct >= 0 ? text.slice(0, pct) : text;
-  const halves = s.split("::");
-  if (halves.length > 2) throw bad();
-  const groups = (part: string): number[] => {
-    if (part === "") return [];
-    const words: number[] = [];
-    const items = part.split(":");
-    for (let i = 0; i < items.length; i++) {
-      const it = items[i];
-      if (i === items.length - 1 && it.includes(".")) {
-        const q = it.split(".");
-        if (q.length !== 4) throw bad();
-        const b = q.map((x) => {
-          if (!/^\d{1,3}$/.test(x) || Number(x) > 255) throw bad();
-          return Number(x);
-        });
-        words.push((b[0] << 8) | b[1], (b[2] << 8) | b[3]);
-      } else {
-        if (!/^[0-9a-fA-F]{1,4}$/.test(it)) throw bad();
-        words.push(parseInt(it, 16));
-      }
-    }
-    return words;
-  };
-  const head = groups(halves[0]);
-  const tail = halves.length === 2 ? groups(halves[1]) : [];
-  let words: number[];
-  if (halves.length === 2) {
-    const fill = 8 - head.length - tail.length;
-    if (fill < 1) throw bad();
-    words = [...head, ...new Array(fill).fill(0), ...tail];
-  } else {
-    words = head;
-  }
-  if (words.length !== 8) throw bad();
-  for (let i = 0; i < 8; i++) {
-    out[off + 2 * i] = words[i] >> 8;
-    out[off + 2 * i + 1] = words[i] & 0xff;
+  if (!parseIPv6Into(pct >= 0 ? text.slice(0, pct) : text, out, off)) {
+    throw new TypeError(`invalid IPv6 address: ${JSON.stringify(text)}`);
   }
 }
 
@@ -263,27 +228,9 @@ export function parseIpv6(text: string): Uint8Array<ArrayBuffer> {
   return out;
 }
 
-/** Formats 16 bytes at `bytes[off]` as RFC 5952 text (lower case, longest zero run as `::`). */
+/** Formats 16 bytes at `bytes[off]` as RFC 5952 text (src/wire's formatter). */
 export function formatIpv6(bytes: Uint8Array, off = 0): string {
-  const w: number[] = [];
-  for (let i = 0; i < 8; i++) w.push((bytes[off + 2 * i] << 8) | bytes[off + 2 * i + 1]);
-  if (w[0] === 0 && w[1] === 0 && w[2] === 0 && w[3] === 0 && w[4] === 0 && w[5] === 0xffff) {
-    return `::ffff:${bytes[off + 12]}.${bytes[off + 13]}.${bytes[off + 14]}.${bytes[off + 15]}`;
-  }
-  let bestAt = -1, bestLen = 1;
-  for (let i = 0; i < 8;) {
-    if (w[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && w[j] === 0) j++;
-    if (j - i > bestLen) [bestAt, bestLen] = [i, j - i];
-    i = j;
-  }
-  const hex = (a: number[]) => a.map((x) => x.toString(16)).join(":");
-  if (bestAt < 0) return hex(w);
-  return `${hex(w.slice(0, bestAt))}::${hex(w.slice(bestAt + bestLen))}`;
+  return formatIPv6(bytes, off);
 }
 
 /** Parses `aa:bb:cc:dd:ee:ff` (or `-` separated) into 6 bytes at `out[off]`. */
