@@ -39,7 +39,11 @@ function common(cmd: Command, role: "ha" | "mn"): Command {
     .option("--control <path>", `control socket (default /run/kagemusha/${role}.sock)`)
     .option("--state-dir <dir>", `state directory (default /var/lib/kagemusha/${role})`)
     .option("--config <file>", "JSON file with the same keys (camelCase); flags override it")
-    .addOption(new Option("--log-level <level>", "log level (default info)").choices(LOG_LEVELS));
+    .addOption(new Option("--log-level <level>", "log level (default info)").choices(LOG_LEVELS))
+    .option(
+      "--datapath-workers <n>",
+      "data-path threads: 1 = both directions in one (default), 2 = one per direction",
+    );
 }
 
 function build(result: { code: number }): Command {

@@ -173,6 +173,7 @@ export function loadMnConfig(flags: Record<string, unknown>): MnConfig {
     logLevel: c.logLevel,
     deregisterOnExit: c.deregisterOnExit,
     standby: c.standby,
+    datapathWorkers: c.datapathWorkers,
     vms,
   };
 }

@@ -244,3 +244,21 @@ Deno.test("mn config: top-level esp belongs to the VM given by flags", async () 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("data-path Workers: default 1, 2 accepted from a flag, anything else named", () => {
+  assert.equal(loadHaConfig(HA).datapathWorkers, 1);
+  assert.equal(loadMnConfig(MN).datapathWorkers, 1);
+  assert.equal(loadHaConfig({ ...HA, datapathWorkers: "2" }).datapathWorkers, 2);
+  assert.equal(loadMnConfig({ ...MN, datapathWorkers: "2" }).datapathWorkers, 2);
+  for (const bad of ["0", "3", "1.5", "many"]) {
+    for (
+      const load of [
+        () => loadHaConfig({ ...HA, datapathWorkers: bad }),
+        () => loadMnConfig({ ...MN, datapathWorkers: bad }),
+      ]
+    ) {
+      const p = problems(load);
+      assert.ok(p.some((s) => s.startsWith("--datapath-workers: ")), `${bad}: ${p.join(" | ")}`);
+    }
+  }
+});

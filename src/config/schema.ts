@@ -83,6 +83,14 @@ const seconds = (min: number, max: number) =>
 /** Largest lifetime a BU/BA can carry: 65535 units of 4 s. */
 export const MAX_LIFETIME_S = 65535 * 4;
 
+/**
+ * Data-path Workers: 1 moves both directions in one thread (lower latency, one V8 isolate
+ * less); 2 gives each direction a thread of its own (both can use a core at once).
+ */
+const datapathWorkers = z.coerce.number().int().refine((n) => n === 1 || n === 2, {
+  message: "must be 1 (both directions in one thread) or 2 (a thread per direction)",
+}).transform((n) => n as 1 | 2);
+
 /** File/flag shape of the home agent's configuration. */
 export const HaConfigInput = z.strictObject({
   interface: ifname,
@@ -95,6 +103,7 @@ export const HaConfigInput = z.strictObject({
   stateDir: z.string().min(1).default("/var/lib/kagemusha/ha"),
   logLevel: logLevel.default("info"),
   tunnelDevice: ifname.default("kgm-ha0"),
+  datapathWorkers: datapathWorkers.default(1),
   /**
    * Manually keyed ESP per home address (RFC 4877 §4): BUs for a listed HoA are accepted
    * only ESP-protected with its `bu` SA; BAs to it are protected with its `ba` SA.
@@ -230,6 +239,7 @@ export const MnConfigInput = z.strictObject({
   logLevel: logLevel.default("info"),
   deregisterOnExit: z.boolean().default(false),
   standby: z.boolean().default(false),
+  datapathWorkers: datapathWorkers.default(1),
   // one VM given at top level (the flags' shape) …
   homeAddress: addressWithLength.optional(),
   vmMac: mac.optional(),
@@ -271,5 +281,7 @@ export interface MnConfig {
   deregisterOnExit: boolean;
   /** Start without registering; wait for the `handover` control command. */
   standby: boolean;
+  /** Data-path Workers: 1 (both directions in one) or 2 (one per direction). */
+  datapathWorkers: 1 | 2;
   vms: VmConfig[];
 }

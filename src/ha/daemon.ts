@@ -302,6 +302,7 @@ export class HomeAgentDaemon {
       table: this.#table,
       counters: this.#dpCounters,
       mtu: this.#link.mtu,
+      workers: cfg.datapathWorkers,
     });
     const dp = this.#datapath;
     c.defer("data path", () => dp.stop());

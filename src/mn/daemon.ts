@@ -396,6 +396,7 @@ class MnDaemon {
       homeAgent: c.homeAgent,
       counters,
       linkMtu: link.mtu,
+      workers: c.datapathWorkers,
     });
     this.cleanup.defer("stop data path", () => this.datapath.stop());
     this.datapath.done?.then((err) => {

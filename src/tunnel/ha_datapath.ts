@@ -5,8 +5,9 @@
  * The HA daemon creates a tun device (IFF_TUN | IFF_NO_PI), routes each registered HoA/128
  * into it and sets its MTU to the home-link MTU − 40, so that the kernel itself answers
  * correspondents with ICMPv6 Packet Too Big for packets that would not fit the tunnel
- * (RFC 2473 §7, RFC 4443 §3.2): the data path never sees them. Two Workers then move packets:
- * tun → raw IPPROTO_IPV6 socket (to the CoA) and raw socket → tun, in batches.
+ * (RFC 2473 §7, RFC 4443 §3.2): the data path never sees them. A Worker (or one per
+ * direction) then moves packets: tun → raw IPPROTO_IPV6 socket (to the CoA) and raw socket →
+ * tun, in batches.
  *
  * When the tun was opened with IFF_VNET_HDR the data path turns on its offloads (TUNSETOFFLOAD:
  * partial checksums, TCP/UDP segmentation): the kernel then hands over up to 64 KB per read,
@@ -22,7 +23,7 @@ import { DEFAULT_BATCH, MAX_PACKET, openTunnelSocket, StopSignal } from "./io.ts
 import type { HaWorkerInit } from "./ha_worker.ts";
 import { TunnelTable } from "./table.ts";
 import { enableOffloads, hasVnetHdr } from "./vnet.ts";
-import { startWorkerGroup } from "./worker_host.ts";
+import { type DatapathWorkers, pumpLayout, startWorkerGroup } from "./worker_host.ts";
 
 /** A running data path. */
 export interface Datapath {
@@ -54,12 +55,15 @@ export interface HaDatapathOptions {
   mtu: number;
   /** Messages per recvmmsg/sendmmsg batch (default 64). */
   batch?: number;
+  /** Workers for the two directions (default 1: both in one; see `pumpLayout`). */
+  workers?: DatapathWorkers;
 }
 
 /**
- * Starts the two home agent Workers: tun → tunnel (inner destination a registered HoA → sent
- * to its CoA, else `tunnel_tx_no_binding`) and tunnel → tun (outer source = the CoA bound to
- * the inner source HoA, else `tunnel_unknown` / `tunnel_spoofed`, never forwarded).
+ * Starts the home agent data path (one Worker, or one per direction: `workers`): tun → tunnel
+ * (inner destination a registered HoA → sent to its CoA, else `tunnel_tx_no_binding`) and
+ * tunnel → tun (outer source = the CoA bound to the inner source HoA, else `tunnel_unknown` /
+ * `tunnel_spoofed`, never forwarded).
  * The tun fd is switched to O_NONBLOCK (and offloads on, with IFF_VNET_HDR); it stays open
  * (it belongs to the daemon).
  * @throws {ErrnoError} when the raw socket cannot be opened or bound to `haAddress`.
@@ -86,10 +90,10 @@ export async function startHaDatapath(opts: HaDatapathOptions): Promise<Datapath
     capacity: MAX_PACKET,
   };
   const url = new URL("./ha_worker.ts", import.meta.url);
-  const inits: Record<string, HaWorkerInit> = {
-    rx: { ...base, role: "rx" },
-    tx: { ...base, role: "tx" },
-  };
+  const inits: Record<string, HaWorkerInit> = {};
+  for (const [name, roles] of Object.entries(pumpLayout(opts.workers))) {
+    inits[name] = { ...base, roles };
+  }
   const group = await startWorkerGroup(url, "kagemusha-ha", inits, () => stopper.signal(), () => {
     stopper.close();
     socket.close();

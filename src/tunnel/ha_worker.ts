@@ -1,5 +1,7 @@
 /**
- * Home agent data-path Worker (one per direction, RFC 6275 §10.4.1 and §10.4.5, RFC 2473 §3–4).
+ * Home agent data-path Worker (RFC 6275 §10.4.1 and §10.4.5, RFC 2473 §3–4). A Worker runs the
+ * pumps its init names (`roles`): both in one Worker by default, one per Worker on request
+ * (`worker_loop.ts`).
  *
  * - `tx`: tun → tunnel. Packets the kernel routed into the tun (destination a Home Address)
  *   are sent to the binding's Care-of Address through the raw IPPROTO_IPV6 socket bound to the
@@ -16,7 +18,6 @@
 
 import { libc } from "../../ffi/libc.ts";
 import { POLLERR } from "../../ffi/constants.ts";
-import { Poller } from "../../ffi/poll.ts";
 import { RecvRing, SendRing } from "../../ffi/raw_socket.ts";
 import { copyBytes, finishChecksum, PacketMemory } from "./checksum.ts";
 import { CounterBatch, SharedCounters, type SharedCountersInit } from "./counters.ts";
@@ -34,11 +35,12 @@ import {
 } from "./io.ts";
 import { TableReader } from "./table.ts";
 import { GSO, VNET, VNET_F_NEEDS_CSUM, VNET_HDR_LEN, vnetU16 } from "./vnet.ts";
-import { workerMain } from "./worker_loop.ts";
+import { type Pump, runPumps, workerMain } from "./worker_loop.ts";
 
 /** The init message of a home agent Worker. */
 export interface HaWorkerInit {
-  role: "tx" | "rx";
+  /** The directions this Worker moves: `tx` tun → tunnel, `rx` tunnel → tun. */
+  roles: readonly ("tx" | "rx")[];
   tunFd: number;
   /** The tun carries a virtio_net_hdr per packet and has offloads on (see `vnet.ts`). */
   vnet: boolean;
@@ -55,118 +57,114 @@ const IP6_SRC = 8;
 const IP6_DST = 24;
 
 function setup(init: HaWorkerInit): { loop(): void; close(): void } {
+  const c = new CounterBatch(SharedCounters.attach(init.counters));
+  const pumps = init.roles.map((role) => role === "tx" ? txPump(init, c) : rxPump(init, c));
+  return {
+    loop: () => runPumps(pumps, init.stopFd, init.stopFlag),
+    close() {},
+  };
+}
+
+/** tun → tunnel. */
+function txPump(init: HaWorkerInit, c: CounterBatch): Pump {
   const lib = libc();
   const table = new TableReader(init.table);
-  const c = new CounterBatch(SharedCounters.attach(init.counters));
-  const stop = new Int32Array(init.stopFlag);
+  const B = init.batch;
+  const { tunFd, sockFd, vnet } = init;
+  const hdrLen = vnet ? VNET_HDR_LEN : 0;
+  const MALFORMED = c.slot("tunnel_malformed");
+  setNonblocking(tunFd);
+  const ring = new SendRing(B, init.capacity, { headroom: HEADROOM });
+  for (let i = 0; i < B; i++) ring.setDst(i, new Uint8Array(16)); // family, namelen
+  const out = new SendBatch(sockFd, ring, c);
+  // Reads land so that the IPv6 header is at READ_IP_AT, the virtio_net_hdr before it.
+  const rmem = newReadBuffer();
+  const rb = rmem.u8;
+  const readView = rb.subarray(READ_IP_AT - hdrLen);
+  const readCap = BigInt(Math.min(readView.length, READ_CAPACITY));
+  const packet = rb.subarray(READ_IP_AT);
+  const split = new GsoSplitter();
+  const NO_BINDING = c.slot("tunnel_tx_no_binding");
+  const LOOP = c.slot("tunnel_loop");
+  const GSO_SPLIT = c.slot("tunnel_tx_gso_split");
+  const GSO_DROPPED = c.slot("tunnel_tx_gso_dropped");
+  return {
+    fds: [tunFd],
+    service(revents) {
+      // A tun whose device is gone polls POLLERR for ever.
+      if (revents(0) & POLLERR) throw new Error(`tun fd ${tunFd}: POLLERR (device gone?)`);
+      let reads = 0;
+      while (reads < B) {
+        const r = lib.read_i32(tunFd, readView, readCap);
+        if (r < 0) break; // EAGAIN: drained (a real error shows up in poll's revents)
+        reads++;
+        const len = ipv6PacketLength(packet, r - hdrLen);
+        if (len < 0) {
+          c.add(MALFORMED, 1);
+          continue;
+        }
+        const slot = table.lookup(packet, IP6_DST);
+        if (slot < 0) {
+          c.add(NO_BINDING, 1);
+          continue;
+        }
+        // RFC 2473 §4: a CoA that is a HoA routes the encapsulated packet back into the tun,
+        // where it would be encapsulated again, without end.
+        if (table.outerIsKey()) {
+          c.add(LOOP, 1);
+          continue;
+        }
+        const at = READ_IP_AT - VNET_HDR_LEN; // the header, when there is one
+        const gsoType = vnet ? rb[at + VNET.GSO_TYPE] : GSO.NONE;
+        if (gsoType !== GSO.NONE) {
+          const segs = split.prepare(
+            rmem,
+            READ_IP_AT,
+            len,
+            gsoType,
+            vnetU16(rb, at + VNET.GSO_SIZE),
+          );
+          if (segs < 0) {
+            c.add(GSO_DROPPED, 1);
+            continue;
+          }
+          for (let i = 0; i < segs; i++) {
+            const s = out.slot();
+            table.copyOuter(ring.addrs[s], 0);
+            out.commit(split.emit(i, out.mem, out.ipAt[s]));
+          }
+          c.add(GSO_SPLIT, 1);
+          continue;
+        }
+        if (vnet && (rb[at + VNET.FLAGS] & VNET_F_NEEDS_CSUM) !== 0) {
+          // csum_start counts from the start of the packet (no link header on a tun).
+          const start = READ_IP_AT + vnetU16(rb, at + VNET.CSUM_START);
+          const field = start + vnetU16(rb, at + VNET.CSUM_OFFSET);
+          if (!finishChecksum(rmem, start, READ_IP_AT + len, field)) {
+            c.add(MALFORMED, 1);
+            continue;
+          }
+        }
+        const s = out.slot();
+        table.copyOuter(ring.addrs[s], 0);
+        copyBytes(rmem, READ_IP_AT, out.mem, out.ipAt[s], len);
+        out.commit(len);
+      }
+      out.flush();
+      c.flush();
+    },
+  };
+}
+
+/** tunnel → tun. */
+function rxPump(init: HaWorkerInit, c: CounterBatch): Pump {
+  const lib = libc();
+  const table = new TableReader(init.table);
   const B = init.batch;
   const cap = init.capacity;
   const { tunFd, sockFd, vnet } = init;
   const hdrLen = vnet ? VNET_HDR_LEN : 0;
   const MALFORMED = c.slot("tunnel_malformed");
-  const dataFd = init.role === "tx" ? tunFd : sockFd;
-  const poller = new Poller([dataFd, init.stopFd]);
-
-  /** Blocks until data or stop; returns false on stop. */
-  const waitData = (): boolean => {
-    poller.wait(-1);
-    if (poller.revents(1) !== 0) return false;
-    // A tun whose device is gone polls POLLERR for ever. (A socket's pending error is
-    // consumed by the next recvmmsg instead.)
-    if (init.role === "tx" && (poller.revents(0) & POLLERR)) {
-      throw new Error(`tun fd ${tunFd}: POLLERR (device gone?)`);
-    }
-    return true;
-  };
-
-  if (init.role === "tx") {
-    setNonblocking(tunFd);
-    const ring = new SendRing(B, cap, { headroom: HEADROOM });
-    for (let i = 0; i < B; i++) ring.setDst(i, new Uint8Array(16)); // family, namelen
-    const out = new SendBatch(sockFd, ring, c);
-    // Reads land so that the IPv6 header is at READ_IP_AT, the virtio_net_hdr before it.
-    const rmem = newReadBuffer();
-    const rb = rmem.u8;
-    const readView = rb.subarray(READ_IP_AT - hdrLen);
-    const readCap = BigInt(Math.min(readView.length, READ_CAPACITY));
-    const packet = rb.subarray(READ_IP_AT);
-    const split = new GsoSplitter();
-    const NO_BINDING = c.slot("tunnel_tx_no_binding");
-    const LOOP = c.slot("tunnel_loop");
-    const GSO_SPLIT = c.slot("tunnel_tx_gso_split");
-    const GSO_DROPPED = c.slot("tunnel_tx_gso_dropped");
-    return {
-      loop() {
-        let more = false; // the last round read a whole batch: read again before polling
-        while (Atomics.load(stop, 0) === 0) {
-          if (!more && !waitData()) break;
-          let reads = 0;
-          while (reads < B) {
-            const r = lib.read_i32(tunFd, readView, readCap);
-            if (r < 0) break; // EAGAIN: drained (a real error shows up in poll's revents)
-            reads++;
-            const len = ipv6PacketLength(packet, r - hdrLen);
-            if (len < 0) {
-              c.add(MALFORMED, 1);
-              continue;
-            }
-            const slot = table.lookup(packet, IP6_DST);
-            if (slot < 0) {
-              c.add(NO_BINDING, 1);
-              continue;
-            }
-            // RFC 2473 §4: a CoA that is a HoA routes the encapsulated packet back into the tun,
-            // where it would be encapsulated again, without end.
-            if (table.outerIsKey()) {
-              c.add(LOOP, 1);
-              continue;
-            }
-            const at = READ_IP_AT - VNET_HDR_LEN; // the header, when there is one
-            const gsoType = vnet ? rb[at + VNET.GSO_TYPE] : GSO.NONE;
-            if (gsoType !== GSO.NONE) {
-              const segs = split.prepare(
-                rmem,
-                READ_IP_AT,
-                len,
-                gsoType,
-                vnetU16(rb, at + VNET.GSO_SIZE),
-              );
-              if (segs < 0) {
-                c.add(GSO_DROPPED, 1);
-                continue;
-              }
-              for (let i = 0; i < segs; i++) {
-                const s = out.slot();
-                table.copyOuter(ring.addrs[s], 0);
-                out.commit(split.emit(i, out.mem, out.ipAt[s]));
-              }
-              c.add(GSO_SPLIT, 1);
-              continue;
-            }
-            if (vnet && (rb[at + VNET.FLAGS] & VNET_F_NEEDS_CSUM) !== 0) {
-              // csum_start counts from the start of the packet (no link header on a tun).
-              const start = READ_IP_AT + vnetU16(rb, at + VNET.CSUM_START);
-              const field = start + vnetU16(rb, at + VNET.CSUM_OFFSET);
-              if (!finishChecksum(rmem, start, READ_IP_AT + len, field)) {
-                c.add(MALFORMED, 1);
-                continue;
-              }
-            }
-            const s = out.slot();
-            table.copyOuter(ring.addrs[s], 0);
-            copyBytes(rmem, READ_IP_AT, out.mem, out.ipAt[s], len);
-            out.commit(len);
-          }
-          more = reads === B;
-          out.flush();
-          c.flush();
-        }
-        c.flush();
-      },
-      close() {},
-    };
-  }
-
   const ring = new RecvRing(B, cap, { headroom: HEADROOM });
   const data = ring.buffers.map((b) => b.subarray(HEADROOM));
   // What a write hands the tun: the packet, or virtio_net_hdr + packet.
@@ -207,61 +205,51 @@ function setup(init: HaWorkerInit): { loop(): void; close(): void } {
   const writeUnit = (u: number): boolean =>
     lib.write_i32(tunFd, writes[gro.unitTag[u]], BigInt(gro.unitLength[u] + hdrLen)) >= 0;
   return {
-    loop() {
-      let more = false;
-      while (Atomics.load(stop, 0) === 0) {
-        if (!more && !waitData()) break;
-        const n = recvNow(sockFd, ring);
-        if (n === 0) {
-          more = false;
+    fds: [sockFd],
+    service() {
+      // (A socket's pending error is consumed by recvmmsg.)
+      const n = recvNow(sockFd, ring);
+      if (n === 0) return;
+      gro.reset();
+      for (let k = 0; k < n; k++) {
+        const buf = data[k];
+        if (ring.truncated(k)) {
+          c.add(TRUNCATED, 1);
           continue;
         }
-        gro.reset();
-        for (let k = 0; k < n; k++) {
-          const buf = data[k];
-          if (ring.truncated(k)) {
-            c.add(TRUNCATED, 1);
-            continue;
-          }
-          const len = ipv6PacketLength(buf, ring.length(k));
-          if (len < 0) {
-            c.add(MALFORMED, 1);
-            continue;
-          }
-          // RFC 6275 §10.4.5: the inner source must be a HoA whose binding names this CoA.
-          const slot = table.lookup(buf, IP6_SRC);
-          if (slot < 0) {
-            c.add(UNKNOWN, 1);
-            continue;
-          }
-          if (!table.outerIs(ring.addrs[k], 0)) {
-            c.add(SPOOFED, 1);
-            continue;
-          }
-          if (vnet) {
-            gro.add(buf.byteOffset, len, k);
-            continue;
-          }
-          const pre = groMergedGso(mem, buf.byteOffset, len);
-          if (pre > 0) c.add(NIC_GRO, 1);
-          const ok = pre > 0
-            ? writeSplit(k, len, pre)
-            : lib.write_i32(tunFd, buf, BigInt(len)) >= 0;
-          if (!ok) {
-            c.add(RX_ERRORS, 1);
-          } else {
-            c.add(RX_PACKETS, 1);
-            c.add(RX_BYTES, len);
-          }
+        const len = ipv6PacketLength(buf, ring.length(k));
+        if (len < 0) {
+          c.add(MALFORMED, 1);
+          continue;
         }
-        if (vnet) writeCoalesced(gro, c, groSlots, writeUnit);
-        c.add(RX_BATCHES, 1);
-        c.flush();
-        more = n === B;
+        // RFC 6275 §10.4.5: the inner source must be a HoA whose binding names this CoA.
+        const slot = table.lookup(buf, IP6_SRC);
+        if (slot < 0) {
+          c.add(UNKNOWN, 1);
+          continue;
+        }
+        if (!table.outerIs(ring.addrs[k], 0)) {
+          c.add(SPOOFED, 1);
+          continue;
+        }
+        if (vnet) {
+          gro.add(buf.byteOffset, len, k);
+          continue;
+        }
+        const pre = groMergedGso(mem, buf.byteOffset, len);
+        if (pre > 0) c.add(NIC_GRO, 1);
+        const ok = pre > 0 ? writeSplit(k, len, pre) : lib.write_i32(tunFd, buf, BigInt(len)) >= 0;
+        if (!ok) {
+          c.add(RX_ERRORS, 1);
+        } else {
+          c.add(RX_PACKETS, 1);
+          c.add(RX_BYTES, len);
+        }
       }
+      if (vnet) writeCoalesced(gro, c, groSlots, writeUnit);
+      c.add(RX_BATCHES, 1);
       c.flush();
     },
-    close() {},
   };
 }
 

@@ -12,7 +12,7 @@ import { MnControl } from "./mn_control.ts";
 import type { MnWorkerInit } from "./mn_worker.ts";
 import type { RaOptions } from "../mn/pseudo_home.ts";
 import { enableOffloads, hasVnetHdr } from "./vnet.ts";
-import { startWorkerGroup } from "./worker_host.ts";
+import { type DatapathWorkers, pumpLayout, startWorkerGroup } from "./worker_host.ts";
 
 /** One VM on this host. */
 export interface MnDatapathVm {
@@ -56,6 +56,8 @@ export interface MnDatapathOptions {
   linkMtu: number;
   /** Messages per batch (default 64). */
   batch?: number;
+  /** Workers for the two directions (default 1: both in one; see `pumpLayout`). */
+  workers?: DatapathWorkers;
 }
 
 /** A running mobile node data path. */
@@ -72,10 +74,10 @@ export interface MnDatapath extends Datapath {
 }
 
 /**
- * Starts the two mobile node Workers. Tap fds are switched to O_NONBLOCK (and offloads on,
- * with IFF_VNET_HDR) and stay open (they belong to the daemon, which may also write frames of
- * its own to them, e.g. the unsolicited NA of `buildUnsolicitedRouterNa`: a tap write is atomic
- * per frame).
+ * Starts the mobile node data path (one Worker, or one per direction: `workers`). Tap fds are
+ * switched to O_NONBLOCK (and offloads on, with IFF_VNET_HDR) and stay open (they belong to the
+ * daemon, which may also write frames of its own to them, e.g. the unsolicited NA of
+ * `buildUnsolicitedRouterNa`: a tap write is atomic per frame).
  * @throws {ErrnoError} when the raw IPPROTO_IPV6 socket cannot be opened.
  */
 export async function startMnDatapath(opts: MnDatapathOptions): Promise<MnDatapath> {
@@ -112,10 +114,10 @@ export async function startMnDatapath(opts: MnDatapathOptions): Promise<MnDatapa
     capacity: MAX_PACKET,
   };
   const url = new URL("./mn_worker.ts", import.meta.url);
-  const inits: Record<string, MnWorkerInit> = {
-    rx: { ...base, role: "rx" },
-    tx: { ...base, role: "tx" },
-  };
+  const inits: Record<string, MnWorkerInit> = {};
+  for (const [name, roles] of Object.entries(pumpLayout(opts.workers))) {
+    inits[name] = { ...base, roles };
+  }
   const group = await startWorkerGroup(url, "kagemusha-mn", inits, () => stopper.signal(), () => {
     stopper.close();
     socket.close();

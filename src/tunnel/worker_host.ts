@@ -130,3 +130,14 @@ export async function startWorkerGroup(
     done,
   };
 }
+
+/**
+ * How many Workers carry a data path's two directions: 1 (the default) runs both pumps in one
+ * Worker (lower latency, one V8 isolate less); 2 gives each direction a Worker (a core each).
+ */
+export type DatapathWorkers = 1 | 2;
+
+/** The Workers of a data path by name, with the directions each one moves. */
+export function pumpLayout(workers: DatapathWorkers = 1): Record<string, ("tx" | "rx")[]> {
+  return workers === 2 ? { rx: ["rx"], tx: ["tx"] } : { io: ["tx", "rx"] };
+}

@@ -2,15 +2,64 @@
  * Worker-side scaffolding shared by the data-path Workers: receive the init message once, run
  * the blocking loop, report `ready` / `stopped` to the main thread.
  *
+ * A Worker runs one or more {@linkcode Pump}s (a direction of the data path each: device →
+ * tunnel, tunnel → device) in one poll(2) loop. One Worker for both directions is the default:
+ * a request that leaves through the tunnel socket and the answer the kernel queues on the tun
+ * while the same thread's write() is still running (the home agent's correspondent replies in
+ * softirq context) are served without a second thread having to wake on another CPU, and a
+ * daemon carries one V8 isolate less. Two Workers (one pump each) let both directions use a
+ * core each.
+ *
  * @module
  */
 
+import { POLLERR, POLLHUP, POLLIN } from "../../ffi/constants.ts";
+import { Poller } from "../../ffi/poll.ts";
 import type { WorkerReport } from "./worker_host.ts";
 
 declare const self: {
   onmessage: ((e: MessageEvent) => void) | null;
   postMessage(m: WorkerReport): void;
 };
+
+/** One direction of a data path, driven by {@linkcode runPumps}. */
+export interface Pump {
+  /** The fds this pump reads (polled for POLLIN). */
+  readonly fds: readonly number[];
+  /**
+   * Called after a poll that found one of `fds` readable (or in error); `ready(i)` is the
+   * revents of `fds[i]`. Reads at most one batch per fd (poll is level-triggered: what is left
+   * makes the next poll return at once, and the other pumps get their turn in between).
+   */
+  service(revents: (i: number) => number): void;
+}
+
+const READY = POLLIN | POLLERR | POLLHUP;
+
+/**
+ * Polls every pump's fds and the stop eventfd, services the pumps with something to read,
+ * until the stop flag is set or the eventfd becomes readable.
+ */
+export function runPumps(pumps: readonly Pump[], stopFd: number, stopFlag: SharedArrayBuffer) {
+  const stop = new Int32Array(stopFlag);
+  const fds = pumps.flatMap((p) => p.fds);
+  const poller = new Poller([...fds, stopFd]);
+  const STOP = fds.length;
+  const bases = new Int32Array(pumps.length);
+  for (let p = 1; p < pumps.length; p++) bases[p] = bases[p - 1] + pumps[p - 1].fds.length;
+  const views = pumps.map((_, p) => (i: number) => poller.revents(bases[p] + i));
+  while (Atomics.load(stop, 0) === 0) {
+    poller.wait(-1);
+    if (poller.revents(STOP) !== 0) break;
+    for (let p = 0; p < pumps.length; p++) {
+      const base = bases[p];
+      const n = pumps[p].fds.length;
+      let any = 0;
+      for (let i = 0; i < n; i++) any |= poller.revents(base + i) & READY;
+      if (any !== 0) pumps[p].service(views[p]);
+    }
+  }
+}
 
 /**
  * Installs the Worker's message handler: `setup(init)` builds everything and returns the

@@ -58,6 +58,7 @@ const { values: args } = parseArgs({
     window: { type: "string", default: "128" },
     vms: { type: "string", default: "100" },
     "signaling-deadline-s": { type: "string", default: "30" },
+    "datapath-workers": { type: "string", default: "1" },
     help: { type: "boolean", short: "h" },
   },
 });
@@ -65,7 +66,7 @@ if (args.help) {
   console.log(
     "usage: deno run -A test/bench/bench.ts [--json FILE] [--only " + SECTIONS.join(",") +
       "] [--iperf-seconds N] [--rounds N] [--pings N] [--ping-interval-ms N] [--hoas N] [--window N] [--vms N]" +
-      " [--signaling-deadline-s N]",
+      " [--signaling-deadline-s N] [--datapath-workers 1|2]",
   );
   Deno.exit(0);
 }
@@ -86,6 +87,13 @@ const HOAS = Number(args.hoas);
 const WINDOW = Number(args.window);
 const VMS = Number(args.vms);
 const SIG_DEADLINE_S = Number(args["signaling-deadline-s"]);
+/** The daemons' `--datapath-workers`: 1 (both directions in one thread, the default) or 2. */
+const WORKERS = args["datapath-workers"];
+if (WORKERS !== "1" && WORKERS !== "2") {
+  console.error(`bench: --datapath-workers must be 1 or 2, got ${WORKERS}`);
+  Deno.exit(2);
+}
+const WORKER_FLAGS = ["--datapath-workers", WORKERS];
 
 /** Addresses the bench adds to the reference topology. */
 const BENCH = {
@@ -472,7 +480,7 @@ async function startHa(t: Topology, k: Kgm): Promise<number> {
   const notReady = daemonsReady();
   if (notReady) throw new Error(notReady);
   // optimistic DAD: first registrations are not held for the DAD second (RFC 6275 §10.3.1)
-  k.ha = t.startHomeAgent(["--dad", "optimistic", "--log-level", "warning"]);
+  k.ha = t.startHomeAgent(["--dad", "optimistic", "--log-level", "warning", ...WORKER_FLAGS]);
   await until(
     "home agent control socket",
     20_000,
@@ -499,7 +507,7 @@ async function kagemushaPath(t: Topology, k: Kgm, memory: MemoryResult): Promise
     log(`${label}: starting kagemusha ha, moving the VM to host B, starting kagemusha mn`);
     const haPid = await startHa(t, k);
     await t.moveVm("hostB");
-    mn = t.startMobileNode("hostB", ["--log-level", "warning"]);
+    mn = t.startMobileNode("hostB", ["--log-level", "warning", ...WORKER_FLAGS]);
     await waitRegistered(t.controlPath("hostB"), 1, 20_000, mn);
     const mnPid = await resolveExecPid(mn.child.pid);
     await new Promise((r) => setTimeout(r, 1000));
@@ -561,7 +569,7 @@ async function sectionMemory(t: Topology, k: Kgm, memory: MemoryResult): Promise
       JSON.stringify(manyVmConfig(VMS, { control, stateDir: `${t.dir}/hostC-state${VMS}` })),
     );
     log(`memory: kagemusha mn with ${VMS} VMs on host C`);
-    const mn = t.hosts.hostC.spawn(kagemusha("mn", "--config", file));
+    const mn = t.hosts.hostC.spawn(kagemusha("mn", "--config", file, ...WORKER_FLAGS));
     const secs = await waitRegistered(control, VMS, 60_000, mn);
     const pid = await resolveExecPid(mn.child.pid);
     // let the start-up garbage settle before reading the resident set
@@ -744,7 +752,13 @@ async function main(): Promise<number> {
       clkTck: clockTicks(),
       loadavg: Deno.loadavg(),
     },
-    settings: { iperfSeconds: IPERF_S, rounds: ROUNDS, pings: PINGS, pingIntervalMs: PING_MS },
+    settings: {
+      iperfSeconds: IPERF_S,
+      rounds: ROUNDS,
+      pings: PINGS,
+      pingIntervalMs: PING_MS,
+      datapathWorkers: Number(WORKERS),
+    },
     paths: {
       direct: skipped("direct (kernel)"),
       openvpn: skipped("OpenVPN 2.6 null cipher"),

@@ -122,7 +122,14 @@ export interface BenchResult {
     loadavg: number[];
     loadavgAfter?: number[];
   };
-  settings: { iperfSeconds: number; rounds: number; pings: number; pingIntervalMs: number };
+  settings: {
+    iperfSeconds: number;
+    rounds: number;
+    pings: number;
+    pingIntervalMs: number;
+    /** The daemons' --datapath-workers (absent in results older than the option). */
+    datapathWorkers?: number;
+  };
   paths: { direct: PathResult; openvpn: PathResult; kagemusha: PathResult };
   memory: MemoryResult;
   signaling: SignalingResult;
@@ -317,7 +324,12 @@ export function markdown(res: BenchResult): string {
       `rounds interleaved across the paths; ` +
       `${s.pings} pings at ${s.pingIntervalMs} ms; jitter = mdev (population standard ` +
       `deviation of the RTTs, as ping prints it); CPU % = daemons' utime+stime over wall time ` +
-      `(100 % = one core), CPU s/GB per 10⁹ bytes of TCP payload; RSS = peak (VmHWM).`,
+      `(100 % = one core), CPU s/GB per 10⁹ bytes of TCP payload; RSS = peak (VmHWM). ` +
+      `Kagemusha data path: ${
+        (s.datapathWorkers ?? 2) === 1
+          ? "one Worker per daemon for both directions"
+          : "a Worker per direction"
+      }.`,
     "",
   );
   out.push(table(

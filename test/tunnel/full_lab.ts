@@ -57,7 +57,7 @@ export interface FullLab {
 export async function buildFullLab(
   lab: Lab,
   tmp: TempDir,
-  opts: { vnetHdr?: boolean; tag?: string } = {},
+  opts: { vnetHdr?: boolean; tag?: string; workers?: 1 | 2 } = {},
 ): Promise<FullLab> {
   const tag = opts.tag ?? "";
   const [vm, mn, ha, cn] = [
@@ -107,6 +107,7 @@ export async function buildFullLab(
       bindings: [[ADDR.hoa, ADDR.coa]],
       control: haCtl,
       vnetHdr,
+      workers: opts.workers,
     }),
   ]);
   const mnCtl = tmp.file(`mn-ctl${tag}`);
@@ -130,6 +131,7 @@ export async function buildFullLab(
       linkMtu: 1500,
       control: mnCtl,
       vnetHdr,
+      workers: opts.workers,
     }),
   ]);
   await haDriver.waitFor(/^READY$/m, 20_000);

@@ -43,7 +43,12 @@ interface HaLab {
   ctl: string;
 }
 
-async function build(lab: Lab, tmp: TempDir, vnetHdr: boolean): Promise<HaLab> {
+async function build(
+  lab: Lab,
+  tmp: TempDir,
+  vnetHdr: boolean,
+  workers: 1 | 2,
+): Promise<HaLab> {
   const cn = await lab.netns("cn");
   const ha = await lab.netns("ha");
   const coa = await lab.netns("coa");
@@ -78,6 +83,7 @@ async function build(lab: Lab, tmp: TempDir, vnetHdr: boolean): Promise<HaLab> {
       bindings: [[HOA, COA]],
       control: ctl,
       vnetHdr,
+      workers,
     }),
   ]);
   await driver.waitFor(/^READY$/m, 20_000);
@@ -99,18 +105,20 @@ async function runTool(ns: Netns, script: string, cfg: unknown): Promise<string>
   return r.stdout;
 }
 
+// Plain tun with a Worker per direction, offload tun with one Worker for both (the default).
 for (const vnetHdr of [false, true]) {
+  const workers = vnetHdr ? 1 : 2;
   Deno.test({
     name: `HA data path${
       vnetHdr ? " (tun with IFF_VNET_HDR)" : ""
-    }: tunnel both ways, integrity 1..1452, spoofing dropped, throughput`,
+    }, ${workers} Worker(s): tunnel both ways, integrity 1..1452, spoofing dropped, throughput`,
     ignore: needs(["ip"], { root: true }),
     sanitizeResources: false,
     sanitizeOps: false,
     async fn(t) {
       await using tmp = await TempDir.create();
       await using lab = new Lab();
-      const { cn, coa, driver, ctl } = await build(lab, tmp, vnetHdr);
+      const { cn, coa, driver, ctl } = await build(lab, tmp, vnetHdr, workers);
       let echo = coa.spawn([
         DENO,
         "run",

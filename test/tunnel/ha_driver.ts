@@ -26,6 +26,8 @@ const cfg = JSON.parse(Deno.args[0]) as {
   batch?: number;
   /** Open the tun with IFF_VNET_HDR (the data path then turns on offloads). */
   vnetHdr?: boolean;
+  /** Data-path Workers: 1 (both directions in one, the default) or 2 (one per direction). */
+  workers?: 1 | 2;
 };
 
 const tun = TunTapDevice.open(cfg.tun, { mode: "tun", vnetHdr: cfg.vnetHdr });
@@ -39,6 +41,8 @@ const dp = await startHaDatapath({
   counters,
   mtu: cfg.mtu,
   batch: cfg.batch,
+
+  workers: cfg.workers,
 });
 console.log("READY");
 

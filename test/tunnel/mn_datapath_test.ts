@@ -45,8 +45,11 @@ function delta(a: Record<string, number>, b: Record<string, number>, k: string):
   return b[k] - a[k];
 }
 
+// Plain devices with a Worker per direction, offload devices with one Worker for both (the
+// daemons' default): each layout and each framing is exercised.
 for (const vnetHdr of [false, true]) {
-  const mode = vnetHdr ? "offload (IFF_VNET_HDR)" : "plain";
+  const workers = vnetHdr ? 1 : 2;
+  const mode = `${vnetHdr ? "offload (IFF_VNET_HDR)" : "plain"}, ${workers} Worker(s) per side`;
   Deno.test({
     name: `MN + HA data paths, ${mode}: guest behind bridge+tap reaches the cn through the tunnel`,
     ignore: needs(["ip", "ping", PYTHON], { root: true }),
@@ -55,7 +58,7 @@ for (const vnetHdr of [false, true]) {
     async fn(t) {
       await using tmp = await TempDir.create();
       await using lab = new Lab();
-      const L = await buildFullLab(lab, tmp, { vnetHdr });
+      const L = await buildFullLab(lab, tmp, { vnetHdr, workers });
       const udpEcho = L.cn.spawn([
         DENO,
         "run",

@@ -35,6 +35,8 @@ const cfg = JSON.parse(Deno.args[0]) as {
   control: string;
   /** Open the taps with IFF_VNET_HDR (the data path then turns on offloads). */
   vnetHdr?: boolean;
+  /** Data-path Workers: 1 (both directions in one, the default) or 2 (one per direction). */
+  workers?: 1 | 2;
 };
 
 const taps = cfg.vms.map((v) => TunTapDevice.open(v.tap, { mode: "tap", vnetHdr: cfg.vnetHdr }));
@@ -45,6 +47,8 @@ const dp = await startMnDatapath({
   homeAgent: cfg.homeAgent,
   counters,
   linkMtu: cfg.linkMtu,
+
+  workers: cfg.workers,
 });
 cfg.vms.forEach((v, i) => dp.setActive(i, v.active ?? true));
 console.log("READY");
