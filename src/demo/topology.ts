@@ -47,9 +47,21 @@ export const MOD_TS = new URL("../../mod.ts", import.meta.url).pathname;
  */
 export const DAEMON_V8_FLAGS = "--max-semi-space-size=1";
 
-/** argv running `kagemusha …` from source with the current Deno. */
+/**
+ * argv running `kagemusha …` from source with the current Deno. `--no-code-cache`: Deno's V8
+ * code cache is an SQLite file mapped into every process (~2–3 MiB of RSS); a daemon starts
+ * once, so compiling its modules from source at start costs nothing later.
+ */
 export function kagemusha(...args: string[]): string[] {
-  return [Deno.execPath(), "run", "-A", `--v8-flags=${DAEMON_V8_FLAGS}`, MOD_TS, ...args];
+  return [
+    Deno.execPath(),
+    "run",
+    "-A",
+    "--no-code-cache",
+    `--v8-flags=${DAEMON_V8_FLAGS}`,
+    MOD_TS,
+    ...args,
+  ];
 }
 
 /** The reference topology; `build()` it, then start daemons in its namespaces. */
