@@ -262,6 +262,7 @@ interface ActivePath {
   counters?: () => Promise<Record<string, Record<string, number>>>;
   /** Filled while measuring. */
   rtt?: PathResult["rtt"];
+  rttAfter?: PathResult["rttAfter"];
   up: DirectionResult[];
   down: DirectionResult[];
   start?: ProcSample[];
@@ -278,6 +279,7 @@ function finishPath(p: ActivePath): PathResult {
     up: combineRounds(p.up),
     down: combineRounds(p.down),
     rtt: p.rtt,
+    rttAfter: p.rttAfter,
   };
   if (p.procs.length && p.start) {
     const end = sample(p.procs);
@@ -711,6 +713,15 @@ async function measurePaths(t: Topology, k: Kgm, result: BenchResult): Promise<v
           p.error = e instanceof Error ? e.message : String(e);
           log(`${p.label}: FAILED: ${p.error}`);
         }
+      }
+    }
+    for (const p of active) {
+      if (p.error) continue;
+      try {
+        log(`${p.label}: ping ×${PINGS} at ${PING_MS} ms again, after the rounds`);
+        p.rttAfter = await pingRtt(p);
+      } catch (e) {
+        log(`${p.label}: pings after the rounds failed: ${e instanceof Error ? e.message : e}`);
       }
     }
     for (const p of active) {

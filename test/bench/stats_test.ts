@@ -281,7 +281,23 @@ Deno.test("bench/report: targets met and missed, with margins", () => {
   assert.match(by("throughput VM → cn").margin, /25 % above/);
   assert.equal(by("throughput cn → VM").met, false); // 2.5×
   assert.match(by("throughput cn → VM").margin, /38 % short/);
-  assert.equal(by("added RTT").met, true); // 0.04 vs 0.10 → 0.4
+  assert.equal(by("added RTT, first pings").met, true); // 0.04 vs 0.10 → 0.4
+  assert.equal(by("added RTT, after traffic").met, null); // no pings after the rounds
+  const after = (p: PathResult, avg: number): PathResult => ({
+    ...p,
+    rttAfter: { ...p.rtt!, avg },
+  });
+  const hot = evaluateTargets({
+    ...res,
+    paths: {
+      direct: after(res.paths.direct, 0.02),
+      openvpn: after(res.paths.openvpn, 0.12),
+      kagemusha: after(res.paths.kagemusha, 0.09), // 0.07 vs 0.10 → 0.7
+    },
+  });
+  const hotRtt = hot.find((x) => x.target === "added RTT, after traffic")!;
+  assert.equal(hotRtt.met, false);
+  assert.match(hotRtt.measured, /0\.70 of OpenVPN's/);
   assert.equal(by("mn RSS, 1 VM").met, true);
   assert.equal(by("mn RSS, 100 VMs").met, false);
   assert.match(by("mn RSS, 100 VMs").margin, /25 % over/);
