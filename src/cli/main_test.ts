@@ -38,10 +38,13 @@ Deno.test("cli: usage and config errors exit 2 naming the flag", async () => {
     "kgm0",
     "--lifetime",
     "-5",
+    "--datapath-workers",
+    "3",
   );
   assert.equal(bad.code, 2);
   assert.match(bad.err, /--vm-mac: not a MAC address: "zz:54:00:00:00:10"/);
   assert.match(bad.err, /--lifetime: must be at least 4 s/);
+  assert.match(bad.err, /--datapath-workers: must be 1 \(both directions in one thread\) or 2/);
   const choice = await cli("ha", "--dad", "maybe");
   assert.equal(choice.code, 2);
   assert.match(choice.err, /--dad/);
