@@ -185,3 +185,31 @@ export class CounterBatch {
     this.#dirty = false;
   }
 }
+
+/**
+ * The counter slots every tunnel → device pump uses (home agent and mobile node alike), with
+ * `gro` in the shape `writeCoalesced` takes.
+ */
+export function tunnelRxSlots(c: CounterBatch) {
+  const s = {
+    RX_PACKETS: c.slot("tunnel_rx_packets"),
+    RX_BYTES: c.slot("tunnel_rx_bytes"),
+    UNKNOWN: c.slot("tunnel_unknown"),
+    SPOOFED: c.slot("tunnel_spoofed"),
+    TRUNCATED: c.slot("tunnel_truncated"),
+    RX_ERRORS: c.slot("tunnel_rx_errors"),
+    RX_BATCHES: c.slot("tunnel_rx_batches"),
+    COALESCED: c.slot("tunnel_rx_coalesced"),
+    NIC_GRO: c.slot("tunnel_rx_nic_gro"),
+  };
+  return {
+    ...s,
+    gro: {
+      packets: s.RX_PACKETS,
+      bytes: s.RX_BYTES,
+      errors: s.RX_ERRORS,
+      coalesced: s.COALESCED,
+      nicGro: s.NIC_GRO,
+    },
+  };
+}

@@ -20,7 +20,12 @@ import { libc } from "../../ffi/libc.ts";
 import { POLLERR } from "../../ffi/constants.ts";
 import { RecvRing, SendRing } from "../../ffi/raw_socket.ts";
 import { copyBytes, finishChecksum, PacketMemory } from "./checksum.ts";
-import { CounterBatch, SharedCounters, type SharedCountersInit } from "./counters.ts";
+import {
+  CounterBatch,
+  SharedCounters,
+  type SharedCountersInit,
+  tunnelRxSlots,
+} from "./counters.ts";
 import { groMergedGso, TcpCoalescer, writeCoalesced } from "./gro.ts";
 import { GsoSplitter } from "./gso.ts";
 import {
@@ -65,16 +70,26 @@ function setup(init: HaWorkerInit): { loop(): void; close(): void } {
   };
 }
 
+/** What both pumps start from (each gets its own table reader: it keeps the last lookup). */
+function pumpBase(init: HaWorkerInit, c: CounterBatch) {
+  return {
+    lib: libc(),
+    table: new TableReader(init.table),
+    B: init.batch,
+    cap: init.capacity,
+    tunFd: init.tunFd,
+    sockFd: init.sockFd,
+    vnet: init.vnet,
+    hdrLen: init.vnet ? VNET_HDR_LEN : 0,
+    MALFORMED: c.slot("tunnel_malformed"),
+  };
+}
+
 /** tun → tunnel. */
 function txPump(init: HaWorkerInit, c: CounterBatch): Pump {
-  const lib = libc();
-  const table = new TableReader(init.table);
-  const B = init.batch;
-  const { tunFd, sockFd, vnet } = init;
-  const hdrLen = vnet ? VNET_HDR_LEN : 0;
-  const MALFORMED = c.slot("tunnel_malformed");
+  const { lib, table, B, cap, tunFd, sockFd, vnet, hdrLen, MALFORMED } = pumpBase(init, c);
   setNonblocking(tunFd);
-  const ring = new SendRing(B, init.capacity, { headroom: HEADROOM });
+  const ring = new SendRing(B, cap, { headroom: HEADROOM });
   for (let i = 0; i < B; i++) ring.setDst(i, new Uint8Array(16)); // family, namelen
   const out = new SendBatch(sockFd, ring, c);
   // Reads land so that the IPv6 header is at READ_IP_AT, the virtio_net_hdr before it.
@@ -158,13 +173,18 @@ function txPump(init: HaWorkerInit, c: CounterBatch): Pump {
 
 /** tunnel → tun. */
 function rxPump(init: HaWorkerInit, c: CounterBatch): Pump {
-  const lib = libc();
-  const table = new TableReader(init.table);
-  const B = init.batch;
-  const cap = init.capacity;
-  const { tunFd, sockFd, vnet } = init;
-  const hdrLen = vnet ? VNET_HDR_LEN : 0;
-  const MALFORMED = c.slot("tunnel_malformed");
+  const { lib, table, B, cap, tunFd, sockFd, vnet, hdrLen, MALFORMED } = pumpBase(init, c);
+  const {
+    RX_PACKETS,
+    RX_BYTES,
+    UNKNOWN,
+    SPOOFED,
+    TRUNCATED,
+    RX_ERRORS,
+    RX_BATCHES,
+    NIC_GRO,
+    gro: groSlots,
+  } = tunnelRxSlots(c);
   const ring = new RecvRing(B, cap, { headroom: HEADROOM });
   const data = ring.buffers.map((b) => b.subarray(HEADROOM));
   // What a write hands the tun: the packet, or virtio_net_hdr + packet.
@@ -175,7 +195,6 @@ function rxPump(init: HaWorkerInit, c: CounterBatch): Pump {
   const split = new GsoSplitter();
   const scratch = newReadBuffer();
   const scratchPacket = scratch.u8.subarray(READ_IP_AT);
-  const NIC_GRO = c.slot("tunnel_rx_nic_gro");
   /** Writes the NIC-merged packet of slot `k` as `gso`-byte segments; false if one failed. */
   const writeSplit = (k: number, len: number, gso: number): boolean => {
     const n = split.prepare(mem, data[k].byteOffset, len, GSO.TCPV6, gso);
@@ -185,21 +204,6 @@ function rxPump(init: HaWorkerInit, c: CounterBatch): Pump {
       if (lib.write_i32(tunFd, scratchPacket, BigInt(l)) < 0) ok = false;
     }
     return ok;
-  };
-  const RX_PACKETS = c.slot("tunnel_rx_packets");
-  const RX_BYTES = c.slot("tunnel_rx_bytes");
-  const UNKNOWN = c.slot("tunnel_unknown");
-  const SPOOFED = c.slot("tunnel_spoofed");
-  const TRUNCATED = c.slot("tunnel_truncated");
-  const RX_ERRORS = c.slot("tunnel_rx_errors");
-  const RX_BATCHES = c.slot("tunnel_rx_batches");
-  const COALESCED = c.slot("tunnel_rx_coalesced");
-  const groSlots = {
-    packets: RX_PACKETS,
-    bytes: RX_BYTES,
-    errors: RX_ERRORS,
-    coalesced: COALESCED,
-    nicGro: NIC_GRO,
   };
   /** Writes coalesced unit u (vnet header + packet) to the tun. */
   const writeUnit = (u: number): boolean =>

@@ -32,7 +32,12 @@ import {
 } from "../mn/pseudo_home.ts";
 import { parseIPv6, parseMac } from "../wire/addr.ts";
 import { copyBytes, finishChecksum, PacketMemory } from "./checksum.ts";
-import { CounterBatch, SharedCounters, type SharedCountersInit } from "./counters.ts";
+import {
+  CounterBatch,
+  SharedCounters,
+  type SharedCountersInit,
+  tunnelRxSlots,
+} from "./counters.ts";
 import { groMergedGso, TcpCoalescer, writeCoalesced } from "./gro.ts";
 import { GsoSplitter } from "./gso.ts";
 import {
@@ -87,17 +92,24 @@ function setup(init: MnWorkerInit): { loop(): void; close(): void } {
   };
 }
 
+/** What both pumps start from (each gets its own control reader: refresh() consumes a change). */
+function pumpBase(init: MnWorkerInit, c: CounterBatch) {
+  return {
+    lib: libc(),
+    ctl: new MnControlReader(init.control),
+    B: init.batch,
+    cap: init.capacity,
+    V: init.vms.length,
+    taps: init.vms.map((v) => v.tapFd),
+    vnets: init.vms.map((v) => v.vnet),
+    sockFd: init.sockFd,
+    MALFORMED: c.slot("tunnel_malformed"),
+  };
+}
+
 /** VM taps → tunnel (and the pseudo home network's answers back to the taps). */
 function txPump(init: MnWorkerInit, c: CounterBatch): Pump {
-  const lib = libc();
-  const ctl = new MnControlReader(init.control);
-  const B = init.batch;
-  const cap = init.capacity;
-  const V = init.vms.length;
-  const taps = init.vms.map((v) => v.tapFd);
-  const vnets = init.vms.map((v) => v.vnet);
-  const { sockFd } = init;
-  const MALFORMED = c.slot("tunnel_malformed");
+  const { lib, ctl, B, cap, V, taps, vnets, sockFd, MALFORMED } = pumpBase(init, c);
   // RFC 2473 §7 / pseudo_home.ts: inner packets above linkMtu − 40 get a Packet Too Big.
   const tunnelMtu = init.linkMtu - 40;
   const ctxs = init.vms.map((v) => makePseudoHomeContext(v, tunnelMtu));
@@ -237,15 +249,18 @@ function txPump(init: MnWorkerInit, c: CounterBatch): Pump {
 
 /** Tunnel → VM taps. */
 function rxPump(init: MnWorkerInit, c: CounterBatch): Pump {
-  const lib = libc();
-  const ctl = new MnControlReader(init.control);
-  const B = init.batch;
-  const cap = init.capacity;
-  const V = init.vms.length;
-  const taps = init.vms.map((v) => v.tapFd);
-  const vnets = init.vms.map((v) => v.vnet);
-  const { sockFd } = init;
-  const MALFORMED = c.slot("tunnel_malformed");
+  const { lib, ctl, B, cap, V, taps, vnets, sockFd, MALFORMED } = pumpBase(init, c);
+  const {
+    RX_PACKETS,
+    RX_BYTES,
+    UNKNOWN,
+    SPOOFED,
+    TRUNCATED,
+    RX_ERRORS,
+    RX_BATCHES,
+    NIC_GRO,
+    gro: groSlots,
+  } = tunnelRxSlots(c);
   const ring = new RecvRing(B, cap, { headroom: HEADROOM });
   const data = ring.buffers.map((b) => b.subarray(HEADROOM));
   // What a write hands a tap: the frame (Ethernet header in the headroom), or
@@ -259,19 +274,10 @@ function rxPump(init: MnWorkerInit, c: CounterBatch): Pump {
   const split = new GsoSplitter();
   const scratch = newReadBuffer();
   const scratchFrame = scratch.u8.subarray(FRAME_AT);
-  const NIC_GRO = c.slot("tunnel_rx_nic_gro");
   const vmOf = new Int32Array(B);
   const hoas = init.vms.map((v) => parseIPv6(v.homeAddress));
   const vmMacs = init.vms.map((v) => parseMac(v.vmMac));
   const routerMacs = init.vms.map((v) => parseMac(v.routerMac));
-  const RX_PACKETS = c.slot("tunnel_rx_packets");
-  const RX_BYTES = c.slot("tunnel_rx_bytes");
-  const UNKNOWN = c.slot("tunnel_unknown");
-  const SPOOFED = c.slot("tunnel_spoofed");
-  const TRUNCATED = c.slot("tunnel_truncated");
-  const RX_ERRORS = c.slot("tunnel_rx_errors");
-  const RX_BATCHES = c.slot("tunnel_rx_batches");
-  const COALESCED = c.slot("tunnel_rx_coalesced");
 
   /** Index of the active VM whose HoA is at `b[off]`, or -1 (a linear scan: few VMs). */
   const vmFor = (b: Uint8Array, off: number): number => {
@@ -292,13 +298,6 @@ function rxPump(init: MnWorkerInit, c: CounterBatch): Pump {
     f.set(routerMacs[v], 6);
     f[12] = 0x86;
     f[13] = 0xdd;
-  };
-  const groSlots = {
-    packets: RX_PACKETS,
-    bytes: RX_BYTES,
-    errors: RX_ERRORS,
-    coalesced: COALESCED,
-    nicGro: NIC_GRO,
   };
   /** Writes coalesced unit u (vnet header + Ethernet + packet) to its VM's tap. */
   const writeUnit = (u: number): boolean => {
