@@ -250,7 +250,8 @@ Deno.test("data-path Workers: default 1, 2 accepted from a flag, anything else n
   assert.equal(loadMnConfig(MN).datapathWorkers, 1);
   assert.equal(loadHaConfig({ ...HA, datapathWorkers: "2" }).datapathWorkers, 2);
   assert.equal(loadMnConfig({ ...MN, datapathWorkers: "2" }).datapathWorkers, 2);
-  for (const bad of ["0", "3", "1.5", "many"]) {
+  assert.equal(loadMnConfig({ ...MN, datapathWorkers: 2 }).datapathWorkers, 2); // JSON number
+  for (const bad of ["0", "3", "1.5", "many", "0x2", true, [2]]) {
     for (
       const load of [
         () => loadHaConfig({ ...HA, datapathWorkers: bad }),
@@ -258,7 +259,10 @@ Deno.test("data-path Workers: default 1, 2 accepted from a flag, anything else n
       ]
     ) {
       const p = problems(load);
-      assert.ok(p.some((s) => s.startsWith("--datapath-workers: ")), `${bad}: ${p.join(" | ")}`);
+      assert.ok(
+        p.some((s) => s.startsWith("--datapath-workers: must be 1 (both directions")),
+        `${bad}: ${p.join(" | ")}`,
+      );
     }
   }
 });

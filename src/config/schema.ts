@@ -87,9 +87,11 @@ export const MAX_LIFETIME_S = 65535 * 4;
  * Data-path Workers: 1 moves both directions in one thread (lower latency, one V8 isolate
  * less); 2 gives each direction a thread of its own (both can use a core at once).
  */
-const datapathWorkers = z.coerce.number().int().refine((n) => n === 1 || n === 2, {
-  message: "must be 1 (both directions in one thread) or 2 (a thread per direction)",
-}).transform((n) => n as 1 | 2);
+const DATAPATH_WORKERS_MESSAGE =
+  "must be 1 (both directions in one thread) or 2 (a thread per direction)";
+const datapathWorkers = z.union([z.literal(1), z.literal(2), z.literal("1"), z.literal("2")], {
+  error: DATAPATH_WORKERS_MESSAGE,
+}).transform((n) => Number(n) as 1 | 2);
 
 /** File/flag shape of the home agent's configuration. */
 export const HaConfigInput = z.strictObject({

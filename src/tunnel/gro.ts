@@ -311,7 +311,7 @@ export interface GroCounterSlots {
  * Finishes `gro`'s batch and writes every unit with `writeUnit(u)` (true when the device took
  * it), counting its segments as packets/bytes or as errors, then the batch's merges. Shared by
  * the home agent's tun writer and the mobile node's tap writer; `writeUnit` is made once per
- * Worker, so a batch allocates nothing.
+ * pump, so a batch allocates nothing.
  */
 export function writeCoalesced(
   gro: TcpCoalescer,

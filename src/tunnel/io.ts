@@ -172,8 +172,8 @@ export class SendBatch {
 
 /**
  * recvmmsg into `ring` without blocking (MSG_DONTWAIT): returns the count, 0 when nothing is
- * queued. The Workers poll first, and a full batch is followed by another call, which must not
- * block or a stop signal would go unnoticed.
+ * queued. The Workers poll first, but a poll may also report only a pending error (consumed by
+ * this call, which then must not block, or the other pump and the stop signal would wait).
  */
 export function recvNow(fd: number, ring: RecvRing): number {
   ring.prepare();
@@ -205,7 +205,7 @@ export function setNonblocking(fd: number): void {
 }
 
 /**
- * How the main thread stops its Workers: a shared flag the loops check once per batch, and an
+ * How the main thread stops its Workers: a shared flag the loops check once per poll round, and an
  * eventfd each Worker polls next to its data fds, so that a Worker blocked in poll() wakes. The
  * eventfd is never drained: one signal wakes every Worker.
  */

@@ -4,11 +4,11 @@
  *
  * A Worker runs one or more {@linkcode Pump}s (a direction of the data path each: device →
  * tunnel, tunnel → device) in one poll(2) loop. One Worker for both directions is the default:
- * a request that leaves through the tunnel socket and the answer the kernel queues on the tun
- * while the same thread's write() is still running (the home agent's correspondent replies in
- * softirq context) are served without a second thread having to wake on another CPU, and a
- * daemon carries one V8 isolate less. Two Workers (one pump each) let both directions use a
- * core each.
+ * at the home agent, a packet that arrives through the tunnel socket is written to the tun, and
+ * the correspondent's answer (produced in softirq context during that write()) is already queued
+ * on the tun when the write returns, so the same thread sends it on without a second thread
+ * having to wake on another CPU; and a daemon carries one V8 isolate less. Two Workers (one pump
+ * each) let both directions use a core each.
  *
  * @module
  */
@@ -27,9 +27,11 @@ export interface Pump {
   /** The fds this pump reads (polled for POLLIN). */
   readonly fds: readonly number[];
   /**
-   * Called after a poll that found one of `fds` readable (or in error); `ready(i)` is the
+   * Called after a poll that found one of `fds` readable (or in error); `revents(i)` is the
    * revents of `fds[i]`. Reads at most one batch per fd (poll is level-triggered: what is left
-   * makes the next poll return at once, and the other pumps get their turn in between).
+   * makes the next poll return at once, and the other pumps get their turn in between). Sends
+   * block when a socket buffer is full (back-pressure): in a one-Worker layout that also holds
+   * the other direction for that long.
    */
   service(revents: (i: number) => number): void;
 }

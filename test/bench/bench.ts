@@ -5,7 +5,7 @@
  * ```sh
  * deno run -A test/bench/bench.ts [--json FILE] [--only direct,openvpn,kagemusha,memory,signaling]
  *   [--iperf-seconds 5] [--rounds 3] [--pings 500] [--ping-interval-ms 5] [--hoas 10000] [--window 128]
- *   [--vms 100] [--signaling-deadline-s 30]
+ *   [--vms 100] [--signaling-deadline-s 30] [--datapath-workers 1]
  * ```
  *
  * Sections, in this order (one failing does not stop the others):
@@ -664,7 +664,7 @@ async function sectionSignaling(t: Topology, k: Kgm, sig: SignalingResult): Prom
 }
 
 /**
- * Sets up the selected paths, pings each once, then runs `--rounds` rounds of iperf3 (both
+ * Sets up the selected paths, pings each (`--pings`), runs `--rounds` rounds of iperf3 (both
  * directions) interleaved across the paths, the order rotating each round, so that a burst of
  * other work on the machine hits every path alike. Throughput is the median of the rounds.
  */

@@ -105,9 +105,9 @@ async function runTool(ns: Netns, script: string, cfg: unknown): Promise<string>
   return r.stdout;
 }
 
-// Plain tun with a Worker per direction, offload tun with one Worker for both (the default).
-for (const vnetHdr of [false, true]) {
-  const workers = vnetHdr ? 1 : 2;
+// Plain tun with a Worker per direction; offload tun (what the daemon opens) with one Worker for
+// both (the default) and with a Worker per direction (`--datapath-workers 2`).
+for (const [vnetHdr, workers] of [[false, 2], [true, 1], [true, 2]] as const) {
   Deno.test({
     name: `HA data path${
       vnetHdr ? " (tun with IFF_VNET_HDR)" : ""
@@ -355,6 +355,28 @@ for (const vnetHdr of [false, true]) {
         assert.ok(/^FINAL \{/m.test(driver.stdout));
         assert.ok(!/DATAPATH-ERROR/.test(driver.stdout));
       });
+    },
+  });
+}
+
+// Fault injection: the tun goes away under a running data path (an operator's `ip link del`,
+// a crashed setup). The Worker must stop with the reason named, not spin on POLLERR, and in the
+// one-Worker layout the other direction's pump stops with it (no half-working data path).
+for (const workers of [1, 2] as const) {
+  Deno.test({
+    name: `HA data path, ${workers} Worker(s): a deleted tun stops it with the error named`,
+    ignore: needs(["ip"], { root: true }),
+    sanitizeResources: false,
+    sanitizeOps: false,
+    async fn() {
+      await using tmp = await TempDir.create();
+      await using lab = new Lab();
+      const { ha, driver } = await build(lab, tmp, true, workers);
+      await ha.ip("link", "del", TUN);
+      await driver.waitFor(/^DATAPATH-ERROR .*POLLERR \(device gone\?\)/m, 10_000);
+      const st = await driver.stop("SIGTERM", 10_000);
+      assert.equal(st.code, 0, driver.stderr);
+      assert.match(driver.stdout, /^FINAL \{/m);
     },
   });
 }

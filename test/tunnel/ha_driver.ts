@@ -41,7 +41,6 @@ const dp = await startHaDatapath({
   counters,
   mtu: cfg.mtu,
   batch: cfg.batch,
-
   workers: cfg.workers,
 });
 console.log("READY");

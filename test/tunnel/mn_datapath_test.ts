@@ -45,10 +45,9 @@ function delta(a: Record<string, number>, b: Record<string, number>, k: string):
   return b[k] - a[k];
 }
 
-// Plain devices with a Worker per direction, offload devices with one Worker for both (the
-// daemons' default): each layout and each framing is exercised.
-for (const vnetHdr of [false, true]) {
-  const workers = vnetHdr ? 1 : 2;
+// Plain devices with a Worker per direction; offload devices (what the daemons open) with one
+// Worker for both (the default) and with a Worker per direction (`--datapath-workers 2`).
+for (const [vnetHdr, workers] of [[false, 2], [true, 1], [true, 2]] as const) {
   const mode = `${vnetHdr ? "offload (IFF_VNET_HDR)" : "plain"}, ${workers} Worker(s) per side`;
   Deno.test({
     name: `MN + HA data paths, ${mode}: guest behind bridge+tap reaches the cn through the tunnel`,
@@ -261,6 +260,28 @@ for (const vnetHdr of [false, true]) {
           assert.ok(!/DATAPATH-ERROR/.test(d.stdout), d.stdout);
         }
       });
+    },
+  });
+}
+
+// Fault injection: the VM's tap goes away under a running data path (the VM was torn down, or
+// an operator deleted it). The Worker must stop with the reason named instead of spinning on
+// POLLERR, in both layouts.
+for (const workers of [1, 2] as const) {
+  Deno.test({
+    name: `MN data path, ${workers} Worker(s): a deleted tap stops it with the error named`,
+    ignore: needs(["ip"], { root: true }),
+    sanitizeResources: false,
+    sanitizeOps: false,
+    async fn() {
+      await using tmp = await TempDir.create();
+      await using lab = new Lab();
+      const L = await buildFullLab(lab, tmp, { vnetHdr: true, workers, tag: `d${workers}` });
+      await L.mn.ip("link", "del", "kgmtap0");
+      await L.mnDriver.waitFor(/^DATAPATH-ERROR .*POLLERR \(device gone\?\)/m, 10_000);
+      const st = await L.mnDriver.stop("SIGTERM", 10_000);
+      assert.equal(st.code, 0, L.mnDriver.stderr);
+      assert.match(L.mnDriver.stdout, /^FINAL \{/m);
     },
   });
 }

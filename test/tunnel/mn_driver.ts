@@ -47,7 +47,6 @@ const dp = await startMnDatapath({
   homeAgent: cfg.homeAgent,
   counters,
   linkMtu: cfg.linkMtu,
-
   workers: cfg.workers,
 });
 cfg.vms.forEach((v, i) => dp.setActive(i, v.active ?? true));

@@ -7,14 +7,17 @@
  * What it asserts: every ping answered, and the data paths idle at ~0 CPU once traffic stops
  * (a busy-poll must never outlive the traffic that started it).
  *
- * Where the time goes (tcpdump on every hop, hot code, this 2-vCPU machine): each of the four
- * Worker hops of a round trip takes 20–55 µs — mostly the wake-up of a Worker blocked in
- * poll() on a vCPU that went idle — against 1–6 µs per kernel hop (veth, bridge, forwarding).
- * Tried and not kept (figures in the commit): polling on after a batch (nothing to catch at one
- * ping per 5 ms, and the spinning thread delays the next Worker: 0.40 ms instead of 0.28–0.36
- * at 50 µs, 0.78 at 200 µs, 12.7 ms spinning for ever); waking the other Worker of a side ahead
- * of the reply so that it spins for it (its hop drops from ~43 to ~14 µs, the others grow as
- * much; paired A/B in one lab: 0.181 vs 0.197 ms at 100 µs, no difference at 50 or 200 µs).
+ * The data paths run the daemons' default, one Worker per side for both directions: a round trip
+ * wakes the mobile node's Worker twice and the home agent's once (the correspondent's answer is
+ * on the tun before the home agent's write() returns). Earlier measurements with a Worker per
+ * direction (tcpdump on every hop, hot code, this 2-vCPU machine): each of the four Worker hops
+ * took 20–55 µs — mostly the wake-up of a Worker blocked in poll() on a vCPU that went idle —
+ * against 1–6 µs per kernel hop (veth, bridge, forwarding). Tried and not kept: polling on after
+ * a batch (nothing to catch at one ping per 5 ms, and the spinning thread delays the next Worker:
+ * 0.40 ms instead of 0.28–0.36 at 50 µs, 0.78 at 200 µs, 12.7 ms spinning for ever); waking the
+ * other Worker of a side ahead of the reply so that it spins for it (its hop drops from ~43 to
+ * ~14 µs, the others grow as much; paired A/B in one lab: 0.181 vs 0.197 ms at 100 µs, no
+ * difference at 50 or 200 µs).
  *
  * @module
  */
