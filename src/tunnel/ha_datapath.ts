@@ -18,25 +18,14 @@
  * @module
  */
 
-import { SharedCounters } from "./counters.ts";
-import { DEFAULT_BATCH, MAX_PACKET, openTunnelSocket, StopSignal } from "./io.ts";
+import type { SharedCounters } from "./counters.ts";
+import { DEFAULT_BATCH, MAX_PACKET, openTunnelSocket } from "./io.ts";
 import type { HaWorkerInit } from "./ha_worker.ts";
 import { TunnelTable } from "./table.ts";
 import { enableOffloads, hasVnetHdr } from "./vnet.ts";
-import { type DatapathWorkers, pumpLayout, startWorkerGroup } from "./worker_host.ts";
+import { type Datapath, type DatapathWorkers, startDatapath } from "./worker_host.ts";
 
-/** A running data path. */
-export interface Datapath {
-  /** Wakes the Workers (eventfd), joins them, closes what the data path opened. Idempotent. */
-  stop(): Promise<void>;
-  /** The counters' current values. */
-  counters(): Record<string, number>;
-  /**
-   * Resolves when every Worker has ended: null after `stop()`, or the first error of a Worker
-   * that died on its own (e.g. the tun fd went away). Never rejects.
-   */
-  readonly done: Promise<string | null>;
-}
+export type { Datapath };
 
 /** Options of {@linkcode startHaDatapath}. */
 export interface HaDatapathOptions {
@@ -68,20 +57,17 @@ export interface HaDatapathOptions {
  * (it belongs to the daemon).
  * @throws {ErrnoError} when the raw socket cannot be opened or bound to `haAddress`.
  */
-export async function startHaDatapath(opts: HaDatapathOptions): Promise<Datapath> {
+export function startHaDatapath(opts: HaDatapathOptions): Promise<Datapath> {
   if (!Number.isInteger(opts.mtu) || opts.mtu < 1280 + 40) {
     throw new RangeError(`home-link MTU must be >= 1320 (tunnel MTU >= 1280), got ${opts.mtu}`);
   }
   const vnet = hasVnetHdr(opts.tunFd);
   if (vnet) enableOffloads(opts.tunFd);
   const socket = openTunnelSocket({ bind: opts.haAddress });
-  const stopper = new StopSignal();
-  const base = {
+  const init = {
     tunFd: opts.tunFd,
     vnet,
     sockFd: socket.fd,
-    stopFd: stopper.fd,
-    stopFlag: stopper.flag,
     table: opts.table.buffer,
     counters: opts.counters.share(),
     batch: opts.batch ?? DEFAULT_BATCH,
@@ -89,18 +75,14 @@ export async function startHaDatapath(opts: HaDatapathOptions): Promise<Datapath
     // carries more than its MTU, but one buffer size keeps the ring simple.
     capacity: MAX_PACKET,
   };
-  const url = new URL("./ha_worker.ts", import.meta.url);
-  const inits: Record<string, HaWorkerInit> = {};
-  for (const [name, roles] of Object.entries(pumpLayout(opts.workers))) {
-    inits[name] = { ...base, roles };
-  }
-  const group = await startWorkerGroup(url, "kagemusha-ha", inits, () => stopper.signal(), () => {
-    stopper.close();
-    socket.close();
-  });
-  return {
-    stop: () => group.stop(),
-    counters: () => opts.counters.snapshot(),
-    done: group.done,
-  };
+  return startDatapath<HaWorkerInit>(
+    new URL("./ha_worker.ts", import.meta.url),
+    "kagemusha-ha",
+    init,
+    {
+      socket,
+      counters: opts.counters,
+      workers: opts.workers,
+    },
+  );
 }

@@ -18,15 +18,10 @@
 
 import { libc } from "../../ffi/libc.ts";
 import { POLLERR } from "../../ffi/constants.ts";
-import { RecvRing, SendRing } from "../../ffi/raw_socket.ts";
-import { copyBytes, finishChecksum, PacketMemory } from "./checksum.ts";
-import {
-  CounterBatch,
-  SharedCounters,
-  type SharedCountersInit,
-  tunnelRxSlots,
-} from "./counters.ts";
-import { groMergedGso, TcpCoalescer, writeCoalesced } from "./gro.ts";
+import { SendRing } from "../../ffi/raw_socket.ts";
+import { copyBytes, finishChecksum } from "./checksum.ts";
+import { CounterBatch, SharedCounters, type SharedCountersInit } from "./counters.ts";
+import { groMergedGso, writeCoalesced } from "./gro.ts";
 import { GsoSplitter } from "./gso.ts";
 import {
   HEADROOM,
@@ -37,21 +32,19 @@ import {
   recvNow,
   SendBatch,
   setNonblocking,
+  tunnelReceiver,
 } from "./io.ts";
 import { TableReader } from "./table.ts";
 import { GSO, VNET, VNET_F_NEEDS_CSUM, VNET_HDR_LEN, vnetU16 } from "./vnet.ts";
+import type { PumpInit } from "./worker_host.ts";
 import { type Pump, runPumps, workerMain } from "./worker_loop.ts";
 
 /** The init message of a home agent Worker. */
-export interface HaWorkerInit {
-  /** The directions this Worker moves: `tx` tun → tunnel, `rx` tunnel → tun. */
-  roles: readonly ("tx" | "rx")[];
+export interface HaWorkerInit extends PumpInit {
   tunFd: number;
   /** The tun carries a virtio_net_hdr per packet and has offloads on (see `vnet.ts`). */
   vnet: boolean;
   sockFd: number;
-  stopFd: number;
-  stopFlag: SharedArrayBuffer;
   table: SharedArrayBuffer;
   counters: SharedCountersInit;
   batch: number;
@@ -174,6 +167,8 @@ function txPump(init: HaWorkerInit, c: CounterBatch): Pump {
 /** tunnel → tun. */
 function rxPump(init: HaWorkerInit, c: CounterBatch): Pump {
   const { lib, table, B, cap, tunFd, sockFd, vnet, hdrLen, MALFORMED } = pumpBase(init, c);
+  const rx = tunnelReceiver(c, B, cap, 0);
+  const { ring, data, mem, gro, split, scratch } = rx;
   const {
     RX_PACKETS,
     RX_BYTES,
@@ -184,16 +179,9 @@ function rxPump(init: HaWorkerInit, c: CounterBatch): Pump {
     RX_BATCHES,
     NIC_GRO,
     gro: groSlots,
-  } = tunnelRxSlots(c);
-  const ring = new RecvRing(B, cap, { headroom: HEADROOM });
-  const data = ring.buffers.map((b) => b.subarray(HEADROOM));
+  } = rx.slots;
   // What a write hands the tun: the packet, or virtio_net_hdr + packet.
   const writes = ring.buffers.map((b) => b.subarray(HEADROOM - hdrLen));
-  const mem = PacketMemory.of(ring.buffers[0]);
-  const gro = new TcpCoalescer(mem, { maxUnits: B, capacity: cap, linkHeader: 0 });
-  // Plain tun: packets a NIC's GRO merged are split here, one segment at a time.
-  const split = new GsoSplitter();
-  const scratch = newReadBuffer();
   const scratchPacket = scratch.u8.subarray(READ_IP_AT);
   /** Writes the NIC-merged packet of slot `k` as `gso`-byte segments; false if one failed. */
   const writeSplit = (k: number, len: number, gso: number): boolean => {

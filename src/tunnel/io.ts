@@ -10,9 +10,11 @@
 import { check, errno, libc } from "../../ffi/libc.ts";
 import { F_GETFL, F_SETFL, IPPROTO_IPV6, MSG_DONTWAIT, O_NONBLOCK } from "../../ffi/constants.ts";
 import { EventFd } from "../../ffi/poll.ts";
-import { RawSocket6, type RecvRing, type SendRing } from "../../ffi/raw_socket.ts";
+import { RawSocket6, RecvRing, type SendRing } from "../../ffi/raw_socket.ts";
 import { PacketMemory } from "./checksum.ts";
-import type { CounterBatch } from "./counters.ts";
+import { type CounterBatch, tunnelRxSlots } from "./counters.ts";
+import { TcpCoalescer } from "./gro.ts";
+import { GsoSplitter } from "./gso.ts";
 import { VNET_HDR_LEN } from "./vnet.ts";
 
 /** Bytes kept free in front of every packet: room for an outer IPv6 header (RFC 2473 §3). */
@@ -243,4 +245,29 @@ export function ipv6PacketLength(b: Uint8Array, len: number): number {
   if (plen === 0 && b[6] === 0) return -1;
   const total = 40 + plen;
   return total > len ? -1 : total;
+}
+
+/**
+ * What a tunnel → device pump receives into: a `RecvRing` of `batch` slots with the outer-header
+ * headroom, the views of its data, the coalescer that merges in place (`linkHeader` bytes of
+ * framing in front of each unit), a splitter and a scratch buffer for packets a NIC's GRO merged
+ * (written to a device without offloads one segment at a time), and the receive counters.
+ */
+export function tunnelReceiver(
+  c: CounterBatch,
+  batch: number,
+  capacity: number,
+  linkHeader: number,
+) {
+  const ring = new RecvRing(batch, capacity, { headroom: HEADROOM });
+  const mem = PacketMemory.of(ring.buffers[0]);
+  return {
+    ring,
+    mem,
+    data: ring.buffers.map((b) => b.subarray(HEADROOM)),
+    gro: new TcpCoalescer(mem, { maxUnits: batch, capacity, linkHeader }),
+    split: new GsoSplitter(),
+    scratch: newReadBuffer(),
+    slots: tunnelRxSlots(c),
+  };
 }

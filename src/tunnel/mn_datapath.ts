@@ -6,13 +6,12 @@
  */
 
 import type { SharedCounters } from "./counters.ts";
-import type { Datapath } from "./ha_datapath.ts";
-import { DEFAULT_BATCH, MAX_PACKET, openTunnelSocket, StopSignal } from "./io.ts";
+import { DEFAULT_BATCH, MAX_PACKET, openTunnelSocket } from "./io.ts";
 import { MnControl } from "./mn_control.ts";
 import type { MnWorkerInit } from "./mn_worker.ts";
 import type { RaOptions } from "../mn/pseudo_home.ts";
 import { enableOffloads, hasVnetHdr } from "./vnet.ts";
-import { type DatapathWorkers, pumpLayout, startWorkerGroup } from "./worker_host.ts";
+import { type Datapath, type DatapathWorkers, startDatapath } from "./worker_host.ts";
 
 /** One VM on this host. */
 export interface MnDatapathVm {
@@ -92,8 +91,7 @@ export async function startMnDatapath(opts: MnDatapathOptions): Promise<MnDatapa
   opts.vms.forEach((v, i) => vnets[i] && enableOffloads(v.tapFd));
   // Unbound: the CoA changes with every handover; the source goes in IPV6_PKTINFO.
   const socket = openTunnelSocket();
-  const stopper = new StopSignal();
-  const base = {
+  const init = {
     vms: opts.vms.map((v, i) => ({
       tapFd: v.tapFd,
       vnet: vnets[i],
@@ -105,27 +103,20 @@ export async function startMnDatapath(opts: MnDatapathOptions): Promise<MnDatapa
       ra: v.ra,
     })),
     sockFd: socket.fd,
-    stopFd: stopper.fd,
-    stopFlag: stopper.flag,
     control: control.buffer,
     counters: opts.counters.share(),
     linkMtu: opts.linkMtu,
     batch: opts.batch ?? DEFAULT_BATCH,
     capacity: MAX_PACKET,
   };
-  const url = new URL("./mn_worker.ts", import.meta.url);
-  const inits: Record<string, MnWorkerInit> = {};
-  for (const [name, roles] of Object.entries(pumpLayout(opts.workers))) {
-    inits[name] = { ...base, roles };
-  }
-  const group = await startWorkerGroup(url, "kagemusha-mn", inits, () => stopper.signal(), () => {
-    stopper.close();
-    socket.close();
-  });
+  const dp = await startDatapath<MnWorkerInit>(
+    new URL("./mn_worker.ts", import.meta.url),
+    "kagemusha-mn",
+    init,
+    { socket, counters: opts.counters, workers: opts.workers },
+  );
   return {
-    stop: () => group.stop(),
-    counters: () => opts.counters.snapshot(),
-    done: group.done,
+    ...dp,
     setActive: (vm, on) => control.setActive(vm, on),
     setCareOf: (addr) => control.setCareOf(addr),
     setHomeAgent: (addr) => control.setHomeAgent(addr),

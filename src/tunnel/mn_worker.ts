@@ -21,7 +21,7 @@
 
 import { libc } from "../../ffi/libc.ts";
 import { POLLERR, POLLIN } from "../../ffi/constants.ts";
-import { RecvRing, SendRing } from "../../ffi/raw_socket.ts";
+import { SendRing } from "../../ffi/raw_socket.ts";
 import {
   FRAME_ACTION,
   handleVmFrame,
@@ -31,14 +31,9 @@ import {
   VM_DROP_COUNTERS,
 } from "../mn/pseudo_home.ts";
 import { parseIPv6, parseMac } from "../wire/addr.ts";
-import { copyBytes, finishChecksum, PacketMemory } from "./checksum.ts";
-import {
-  CounterBatch,
-  SharedCounters,
-  type SharedCountersInit,
-  tunnelRxSlots,
-} from "./counters.ts";
-import { groMergedGso, TcpCoalescer, writeCoalesced } from "./gro.ts";
+import { copyBytes, finishChecksum } from "./checksum.ts";
+import { CounterBatch, SharedCounters, type SharedCountersInit } from "./counters.ts";
+import { groMergedGso, writeCoalesced } from "./gro.ts";
 import { GsoSplitter } from "./gso.ts";
 import {
   ETHER_HEADER,
@@ -50,9 +45,11 @@ import {
   recvNow,
   SendBatch,
   setNonblocking,
+  tunnelReceiver,
 } from "./io.ts";
 import { MnControlReader } from "./mn_control.ts";
 import { GSO, VNET, VNET_F_NEEDS_CSUM, VNET_HDR_LEN, vnetU16 } from "./vnet.ts";
+import type { PumpInit } from "./worker_host.ts";
 import { type Pump, runPumps, workerMain } from "./worker_loop.ts";
 
 /** One VM as the Workers see it. */
@@ -63,13 +60,9 @@ export interface MnWorkerVm extends PseudoHomeVm {
 }
 
 /** The init message of a mobile node Worker. */
-export interface MnWorkerInit {
-  /** The directions this Worker moves: `tx` VM taps → tunnel, `rx` tunnel → VM taps. */
-  roles: readonly ("tx" | "rx")[];
+export interface MnWorkerInit extends PumpInit {
   vms: MnWorkerVm[];
   sockFd: number;
-  stopFd: number;
-  stopFlag: SharedArrayBuffer;
   control: SharedArrayBuffer;
   counters: SharedCountersInit;
   linkMtu: number;
@@ -250,6 +243,8 @@ function txPump(init: MnWorkerInit, c: CounterBatch): Pump {
 /** Tunnel → VM taps. */
 function rxPump(init: MnWorkerInit, c: CounterBatch): Pump {
   const { lib, ctl, B, cap, V, taps, vnets, sockFd, MALFORMED } = pumpBase(init, c);
+  const rx = tunnelReceiver(c, B, cap, ETHER_HEADER);
+  const { ring, data, mem, gro, split, scratch } = rx;
   const {
     RX_PACKETS,
     RX_BYTES,
@@ -260,19 +255,12 @@ function rxPump(init: MnWorkerInit, c: CounterBatch): Pump {
     RX_BATCHES,
     NIC_GRO,
     gro: groSlots,
-  } = tunnelRxSlots(c);
-  const ring = new RecvRing(B, cap, { headroom: HEADROOM });
-  const data = ring.buffers.map((b) => b.subarray(HEADROOM));
+  } = rx.slots;
   // What a write hands a tap: the frame (Ethernet header in the headroom), or
   // virtio_net_hdr + frame.
   const frames = ring.buffers.map((b) => b.subarray(HEADROOM - ETHER_HEADER));
   const vnetFrames = ring.buffers.map((b) => b.subarray(HEADROOM - ETHER_HEADER - VNET_HDR_LEN));
-  const mem = PacketMemory.of(ring.buffers[0]);
-  const gro = new TcpCoalescer(mem, { maxUnits: B, capacity: cap, linkHeader: ETHER_HEADER });
   const anyVnet = vnets.some((x) => x);
-  // Plain taps: packets a NIC's GRO merged are split here, one segment at a time.
-  const split = new GsoSplitter();
-  const scratch = newReadBuffer();
   const scratchFrame = scratch.u8.subarray(FRAME_AT);
   const vmOf = new Int32Array(B);
   const hoas = init.vms.map((v) => parseIPv6(v.homeAddress));

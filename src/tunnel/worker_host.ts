@@ -8,6 +8,9 @@
  * @module
  */
 
+import type { SharedCounters } from "./counters.ts";
+import { StopSignal } from "./io.ts";
+
 /** Messages a data-path Worker posts. */
 export type WorkerReport =
   | { type: "ready" }
@@ -140,4 +143,54 @@ export type DatapathWorkers = 1 | 2;
 /** The Workers of a data path by name, with the directions each one moves. */
 export function pumpLayout(workers: DatapathWorkers = 1): Record<string, ("tx" | "rx")[]> {
   return workers === 2 ? { rx: ["rx"], tx: ["tx"] } : { io: ["tx", "rx"] };
+}
+
+/** What every data-path Worker's init carries besides its own fields. */
+export interface PumpInit {
+  /** The directions this Worker moves: `tx` device → tunnel, `rx` tunnel → device. */
+  roles: readonly ("tx" | "rx")[];
+  stopFd: number;
+  stopFlag: SharedArrayBuffer;
+}
+
+/** A running data path. */
+export interface Datapath {
+  /** Wakes the Workers (eventfd), joins them, closes what the data path opened. Idempotent. */
+  stop(): Promise<void>;
+  /** The counters' current values. */
+  counters(): Record<string, number>;
+  /**
+   * Resolves when every Worker has ended: null after `stop()`, or the first error of a Worker
+   * that died on its own (e.g. the tun fd went away). Never rejects.
+   */
+  readonly done: Promise<string | null>;
+}
+
+/**
+ * Starts the Workers of a data path from module `url`: each gets `init`, its roles
+ * (`pumpLayout(workers)`) and the stop signal. The tunnel `socket` is closed with the stop
+ * signal once every Worker has stopped (or at once, when one fails to start).
+ */
+export async function startDatapath<I extends PumpInit>(
+  url: URL,
+  name: string,
+  init: Omit<I, keyof PumpInit>,
+  opts: { socket: { close(): void }; counters: SharedCounters; workers?: DatapathWorkers },
+): Promise<Datapath> {
+  let stopper: StopSignal;
+  try {
+    stopper = new StopSignal();
+  } catch (e) {
+    opts.socket.close();
+    throw e;
+  }
+  const inits: Record<string, Omit<I, keyof PumpInit> & PumpInit> = {};
+  for (const [key, roles] of Object.entries(pumpLayout(opts.workers))) {
+    inits[key] = { ...init, roles, stopFd: stopper.fd, stopFlag: stopper.flag };
+  }
+  const group = await startWorkerGroup(url, name, inits, () => stopper.signal(), () => {
+    stopper.close();
+    opts.socket.close();
+  });
+  return { stop: () => group.stop(), counters: () => opts.counters.snapshot(), done: group.done };
 }
