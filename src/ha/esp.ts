@@ -31,6 +31,7 @@ import {
 } from "../ipsec/sa.ts";
 import { canonicalIPv6 } from "../wire/addr.ts";
 import type { HaAction } from "./core.ts";
+import { baOf, baToHomeAddress } from "./packets.ts";
 
 /** Outbound sequence numbers reserved per state write. */
 export const ESP_SEQUENCE_RESERVE = 64;
@@ -146,15 +147,9 @@ export class HaEsp {
    */
   protectBa(a: Extract<HaAction, { type: "sendBa" }>): Promise<Uint8Array> {
     const sa = this.#outbound(a.homeAddress);
-    const ba = {
-      status: a.status,
-      flags: { key: false, mobileRouter: false, proxy: false },
-      sequence: a.sequence,
-      lifetime: a.lifetime,
-      options: [],
-    };
+    const ba = baOf(a);
     this.#count("esp_ba_protected");
-    if (canonicalIPv6(a.to) === canonicalIPv6(a.homeAddress)) {
+    if (baToHomeAddress(a)) {
       return buildProtectedMobilityPacket(sa, {
         src: a.from,
         dst: a.to,

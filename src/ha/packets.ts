@@ -19,7 +19,7 @@ import { parseEthernet } from "../wire/ethernet.ts";
 import { parseDestOpts } from "../wire/ext_headers.ts";
 import { type Icmpv6Repr, parseIcmpv6 } from "../wire/icmpv6.ts";
 import { parseIpv6 } from "../wire/ipv6.ts";
-import { parseMobility } from "../wire/mobility.ts";
+import { type BaRepr, parseMobility } from "../wire/mobility.ts";
 import {
   buildBindingAck,
   buildEthernetFrame,
@@ -260,22 +260,35 @@ export function decodeMhDatagram(
   };
 }
 
-/**
- * The whole packet of a `sendBa` action: IPv6 + type 2 routing header (HoA) + BA when the
- * mobile node is away (RFC 6275 §6.1.8, §9.5.4), plain IPv6 + BA when it sent from its home
- * address. Built whole because a kernel without MIP6 refuses IPV6_RTHDR type 2.
- */
-export function baPacket(
-  a: Omit<Extract<HaAction, { type: "sendBa" }>, "protect">,
-): Uint8Array {
-  const ba = {
+type SendBa = Omit<Extract<HaAction, { type: "sendBa" }>, "protect">;
+
+/** The BA a `sendBa` action asks for (K, R, P clear: home registration only). */
+export function baOf(a: SendBa): Omit<BaRepr, "type"> {
+  return {
     status: a.status,
     flags: { key: false, mobileRouter: false, proxy: false },
     sequence: a.sequence,
     lifetime: a.lifetime,
     options: [],
   };
-  if (canonicalIPv6(a.to) === canonicalIPv6(a.homeAddress)) {
+}
+
+/**
+ * The BA goes to the home address itself (the mobile node registered from home, RFC 6275
+ * §11.5.4): no type 2 routing header.
+ */
+export function baToHomeAddress(a: SendBa): boolean {
+  return canonicalIPv6(a.to) === canonicalIPv6(a.homeAddress);
+}
+
+/**
+ * The whole packet of a `sendBa` action: IPv6 + type 2 routing header (HoA) + BA when the
+ * mobile node is away (RFC 6275 §6.1.8, §9.5.4), plain IPv6 + BA when it sent from its home
+ * address. Built whole because a kernel without MIP6 refuses IPV6_RTHDR type 2.
+ */
+export function baPacket(a: SendBa): Uint8Array {
+  const ba = baOf(a);
+  if (baToHomeAddress(a)) {
     return buildMobilityPacket({ src: a.from, dst: a.to, mh: { type: "ba", ...ba } });
   }
   return buildBindingAck({ homeAgent: a.from, careOf: a.to, homeAddress: a.homeAddress, ba });

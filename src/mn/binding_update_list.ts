@@ -27,7 +27,7 @@
  */
 
 import type { BaRepr, BeRepr, BrrRepr, BuRepr } from "../wire/mobility.ts";
-import { BA_STATUS, baStatusText, BE_STATUS } from "../wire/mobility.ts";
+import { BA_STATUS, baStatusText, BE_STATUS, HOME_REGISTRATION_FLAGS } from "../wire/mobility.ts";
 
 /** Registration state of one VM's binding. */
 export type BulState = "registering" | "registered" | "deregistering" | "deregistered" | "failed";
@@ -392,16 +392,7 @@ export class BindingUpdateListEntry {
     const bu: BuRepr = {
       type: "bu",
       sequence: this.#lastSeq,
-      flags: {
-        ack: true,
-        home: true,
-        linkLocal: false,
-        key: false,
-        mapReg: false,
-        mobileRouter: false,
-        proxy: false,
-        forceUdp: false,
-      },
+      flags: { ...HOME_REGISTRATION_FLAGS },
       lifetime: this.#dereg ? 0 : this.#lifetimeUnits,
       // §11.7.1: home registrations carry the Alternate Care-of Address option.
       options: [{ type: "altCoa", address: this.#careOf }],

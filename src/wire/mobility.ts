@@ -116,6 +116,22 @@ export interface BuFlags {
   forceUdp: boolean;
 }
 
+/**
+ * The flags of a home registration Binding Update from a guest-transparent mobile node: A and H
+ * set (RFC 6275 §11.7.1), L clear (the guest's link-local address stays on the pseudo home
+ * network), K clear (no return routability keys, RFC 6275 §11.7.1), M, R, P, F clear.
+ */
+export const HOME_REGISTRATION_FLAGS: Readonly<BuFlags> = Object.freeze({
+  ack: true,
+  home: true,
+  linkLocal: false,
+  key: false,
+  mapReg: false,
+  mobileRouter: false,
+  proxy: false,
+  forceUdp: false,
+});
+
 /** Binding Acknowledgement flags K R P from the high bit (RFC 6275 §6.1.8, RFC 3963, RFC 5213). */
 export interface BaFlags {
   key: boolean;

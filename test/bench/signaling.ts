@@ -6,7 +6,7 @@
  * @module
  */
 import { formatIPv6, IPPROTO, parseIPv6 } from "../../src/wire/addr.ts";
-import { MH_TYPE } from "../../src/wire/mobility.ts";
+import { HOME_REGISTRATION_FLAGS, MH_TYPE } from "../../src/wire/mobility.ts";
 import { buildBindingUpdate } from "../../src/wire/packet.ts";
 
 /** Home address number `i` (0 … 65535): `base` with its last 16 bits replaced by `i`. */
@@ -40,16 +40,7 @@ export function bindingUpdate(p: {
     homeAddress: p.homeAddress,
     bu: {
       sequence: p.sequence & 0xffff,
-      flags: {
-        ack: true,
-        home: true,
-        linkLocal: false,
-        key: false,
-        mapReg: false,
-        mobileRouter: false,
-        proxy: false,
-        forceUdp: false,
-      },
+      flags: { ...HOME_REGISTRATION_FLAGS },
       lifetime: Math.ceil(p.lifetimeSeconds / 4),
       options: [{ type: "altCoa", address: p.careOf }],
     },
