@@ -3,6 +3,7 @@
  * classes over it. Only `ffi/` touches libc; everything else imports from here
  * (or from the individual modules).
  *
+ * - fd.ts: `OwnedFd`, the descriptor handling every owning class shares
  * - constants.ts: Linux ABI numbers (AF_*, IPPROTO_*, IPV6_*, ioctls, flags)
  * - structs.ts: LP64 struct layouts, encoders/decoders, IPv6/MAC text
  * - raw_socket.ts: `RawSocket6` (RFC 3542 ancillary data), `RecvRing`/`SendRing`
@@ -15,6 +16,7 @@
  */
 
 export * from "./libc.ts";
+export * from "./fd.ts";
 export * from "./constants.ts";
 export * from "./structs.ts";
 export * from "./raw_socket.ts";

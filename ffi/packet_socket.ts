@@ -20,6 +20,7 @@ import {
   SOL_SOCKET,
 } from "./constants.ts";
 import { check, Errno, errno, ErrnoError, libc } from "./libc.ts";
+import { OwnedFd } from "./fd.ts";
 import {
   openSocket,
   recvBatch,
@@ -65,8 +66,7 @@ const SO_ATTACH_FILTER = 26;
  * `socket(AF_PACKET, SOCK_RAW, htons(protocol))` bound to one interface.
  * Owns its fd; `close()` is idempotent.
  */
-export class PacketSocket implements Disposable {
-  #fd: number;
+export class PacketSocket extends OwnedFd {
   /** Interface name. */
   readonly ifname: string;
   /** Interface index. */
@@ -90,7 +90,7 @@ export class PacketSocket implements Disposable {
   #filter: Uint8Array | undefined;
 
   private constructor(fd: number, ifname: string, ifindex: number, protocol: number) {
-    this.#fd = fd;
+    super(fd);
     this.ifname = ifname;
     this.ifindex = ifindex;
     this.protocol = protocol;
@@ -132,21 +132,16 @@ export class PacketSocket implements Disposable {
     return new PacketSocket(fd, ifname, ifindex, protocol);
   }
 
-  /** The file descriptor (-1 once closed or released). */
-  get fd(): number {
-    return this.#fd;
-  }
-
   #setInt(name: number, value: number, label: string): void {
     const v = new Uint8Array(4);
     new DataView(v.buffer).setInt32(0, value, HOST_LE);
-    check(`setsockopt(${label})`, libc().setsockopt(this.#fd, SOL_PACKET, name, v, 4));
+    check(`setsockopt(${label})`, libc().setsockopt(this.fd, SOL_PACKET, name, v, 4));
   }
 
   /** Sends one whole frame (first `len` bytes of `frame`) out of the bound interface. */
   send(frame: Uint8Array, len: number = frame.byteLength): number {
     if (len > frame.byteLength) throw new RangeError(`send(${this.ifname}): len > buffer`);
-    const r = libc().write(this.#fd, frame, BigInt(len));
+    const r = libc().write(this.fd, frame, BigInt(len));
     if (r < 0) {
       const e = errno();
       if (e === Errno.EAGAIN) return -1;
@@ -172,7 +167,7 @@ export class PacketSocket implements Disposable {
     putU64(m, MSGHDR.CONTROLLEN, CTL_SIZE);
     m.setInt32(MSGHDR.FLAGS, 0, HOST_LE);
     // MSG_TRUNC: return the wire length even when the frame was cut
-    const r = libc().recvmsg(this.#fd, this.#msg, 0x20);
+    const r = libc().recvmsg(this.fd, this.#msg, 0x20);
     if (r < 0) {
       const e = errno();
       if (e === Errno.EAGAIN || e === Errno.EINTR) return -1;
@@ -203,12 +198,12 @@ export class PacketSocket implements Disposable {
 
   /** recvmmsg(2) into `ring` (see `RawSocket6.recvBatch`); `ring.packetType(i)` per slot. */
   recvBatch(ring: RecvRing): number {
-    return recvBatch(this.#fd, ring);
+    return recvBatch(this.fd, ring);
   }
 
   /** sendmmsg(2) of `n` slots of `ring` from `start` (slots without a destination use the binding). */
   sendBatch(ring: SendRing, n: number, start = 0): number {
-    return sendBatch(this.#fd, ring, n, start);
+    return sendBatch(this.fd, ring, n, start);
   }
 
   /** Receive frames sent to multicast `mac` (PACKET_ADD_MEMBERSHIP, PACKET_MR_MULTICAST). */
@@ -216,7 +211,7 @@ export class PacketSocket implements Disposable {
     const m = encodePacketMreq(this.ifindex, PACKET_MR_MULTICAST, parseMac(mac));
     check(
       `setsockopt(PACKET_ADD_MEMBERSHIP ${mac} on ${this.ifname})`,
-      libc().setsockopt(this.#fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, m, m.length),
+      libc().setsockopt(this.fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, m, m.length),
     );
   }
 
@@ -225,7 +220,7 @@ export class PacketSocket implements Disposable {
     const m = encodePacketMreq(this.ifindex, PACKET_MR_MULTICAST, parseMac(mac));
     check(
       `setsockopt(PACKET_DROP_MEMBERSHIP ${mac} on ${this.ifname})`,
-      libc().setsockopt(this.#fd, SOL_PACKET, PACKET_DROP_MEMBERSHIP, m, m.length),
+      libc().setsockopt(this.fd, SOL_PACKET, PACKET_DROP_MEMBERSHIP, m, m.length),
     );
   }
 
@@ -239,7 +234,7 @@ export class PacketSocket implements Disposable {
     const opt = on ? PACKET_ADD_MEMBERSHIP : PACKET_DROP_MEMBERSHIP;
     check(
       `setsockopt(PACKET_MR_ALLMULTI ${on ? "on" : "off"} ${this.ifname})`,
-      libc().setsockopt(this.#fd, SOL_PACKET, opt, m, m.length),
+      libc().setsockopt(this.fd, SOL_PACKET, opt, m, m.length),
     );
   }
 
@@ -249,7 +244,7 @@ export class PacketSocket implements Disposable {
     const opt = on ? PACKET_ADD_MEMBERSHIP : PACKET_DROP_MEMBERSHIP;
     check(
       `setsockopt(PACKET_MR_PROMISC ${on ? "on" : "off"} ${this.ifname})`,
-      libc().setsockopt(this.#fd, SOL_PACKET, opt, m, m.length),
+      libc().setsockopt(this.fd, SOL_PACKET, opt, m, m.length),
     );
   }
 
@@ -272,31 +267,12 @@ export class PacketSocket implements Disposable {
     putU64(dv, 8, addressOf(insns));
     check(
       `setsockopt(SO_ATTACH_FILTER on ${this.ifname})`,
-      libc().setsockopt(this.#fd, SOL_SOCKET, SO_ATTACH_FILTER, fprog, fprog.length),
+      libc().setsockopt(this.fd, SOL_SOCKET, SO_ATTACH_FILTER, fprog, fprog.length),
     );
   }
 
   /** SO_RCVBUF/SO_SNDBUF (FORCE variants when privileged). */
   setBufferSizes(sizes: { rcv?: number; snd?: number }): void {
-    setBufferSizes(this.#fd, sizes);
-  }
-
-  /** Gives the fd away without closing it; this object then behaves as closed. */
-  release(): number {
-    const fd = this.#fd;
-    this.#fd = -1;
-    return fd;
-  }
-
-  /** Closes the socket. Idempotent. */
-  close(): void {
-    if (this.#fd < 0) return;
-    const fd = this.#fd;
-    this.#fd = -1;
-    check("close", libc().close(fd));
-  }
-
-  [Symbol.dispose](): void {
-    this.close();
+    setBufferSizes(this.fd, sizes);
   }
 }

@@ -20,6 +20,7 @@ import {
   POLLOUT,
 } from "./constants.ts";
 import { check, Errno, errno, ErrnoError, libc } from "./libc.ts";
+import { OwnedFd } from "./fd.ts";
 import { encodePollfd, HOST_LE, POLLFD, pollfdRevents } from "./structs.ts";
 
 /**
@@ -143,13 +144,12 @@ export function pollBlocking(fds: number[], timeoutMs: number): number[] {
  * eventfd(2): a counter another thread can bump to wake a poll. Nonblocking,
  * close-on-exec. `signal()` adds 1, `drain()` reads and resets the counter.
  */
-export class EventFd implements Disposable {
-  #fd: number;
+export class EventFd extends OwnedFd {
   readonly #buf = new Uint8Array(new ArrayBuffer(8));
   readonly #dv = new DataView(this.#buf.buffer);
 
   constructor() {
-    this.#fd = check("eventfd", libc().eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+    super(check("eventfd", libc().eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)));
   }
 
   /** Same as `new EventFd()`. */
@@ -157,37 +157,20 @@ export class EventFd implements Disposable {
     return new EventFd();
   }
 
-  /** The file descriptor (-1 once closed); poll it for POLLIN. */
-  get fd(): number {
-    return this.#fd;
-  }
-
   /** Adds 1 to the counter: a poll including `fd` returns. */
   signal(): void {
     this.#dv.setBigUint64(0, 1n, HOST_LE);
-    check("write(eventfd)", libc().write(this.#fd, this.#buf, 8n));
+    check("write(eventfd)", libc().write(this.fd, this.#buf, 8n));
   }
 
   /** Reads and clears the counter; 0 when it was already 0. */
   drain(): number {
-    const r = libc().read(this.#fd, this.#buf, 8n);
+    const r = libc().read(this.fd, this.#buf, 8n);
     if (r < 0) {
       const e = errno();
       if (e === Errno.EAGAIN) return 0;
       throw new ErrnoError("read(eventfd)", e);
     }
     return Number(this.#dv.getBigUint64(0, HOST_LE));
-  }
-
-  /** Closes the eventfd. Idempotent. */
-  close(): void {
-    if (this.#fd < 0) return;
-    const fd = this.#fd;
-    this.#fd = -1;
-    check("close", libc().close(fd));
-  }
-
-  [Symbol.dispose](): void {
-    this.close();
   }
 }

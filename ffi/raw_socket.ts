@@ -48,6 +48,7 @@ import {
   SOL_SOCKET,
 } from "./constants.ts";
 import { check, cstring, Errno, errno, ErrnoError, libc } from "./libc.ts";
+import { OwnedFd } from "./fd.ts";
 import {
   addressOf,
   cmsgDataLen,
@@ -201,8 +202,7 @@ class MsgBuffers {
  * Owns its fd: `close()` is idempotent and `using` closes it. Calls after
  * `close()` fail with `EBADF`.
  */
-export class RawSocket6 implements Disposable {
-  #fd: number;
+export class RawSocket6 extends OwnedFd {
   /** The protocol given to socket(2): 135 (MH), 60, 43, 41, 58, 255 (IPPROTO_RAW)… */
   readonly protocol: number;
   readonly #s = new MsgBuffers(SOCKADDR_IN6.SIZE, CONTROL_SIZE);
@@ -214,7 +214,7 @@ export class RawSocket6 implements Disposable {
   readonly #int = new Uint8Array(new ArrayBuffer(4));
 
   private constructor(fd: number, protocol: number) {
-    this.#fd = fd;
+    super(fd);
     this.protocol = protocol;
   }
 
@@ -238,41 +238,17 @@ export class RawSocket6 implements Disposable {
     return new RawSocket6(fd, protocol);
   }
 
-  /** The file descriptor (-1 once closed or released). */
-  get fd(): number {
-    return this.#fd;
-  }
-
-  /** Gives the fd away without closing it; this object then behaves as closed. */
-  release(): number {
-    const fd = this.#fd;
-    this.#fd = -1;
-    return fd;
-  }
-
-  /** Closes the socket. Idempotent. */
-  close(): void {
-    if (this.#fd < 0) return;
-    const fd = this.#fd;
-    this.#fd = -1;
-    check("close", libc().close(fd));
-  }
-
-  [Symbol.dispose](): void {
-    this.close();
-  }
-
   // ---- options -------------------------------------------------------------------------------
 
   #setInt(level: number, name: number, value: number, label: string): void {
     new DataView(this.#int.buffer).setInt32(0, value, HOST_LE);
-    check(`setsockopt(${label})`, libc().setsockopt(this.#fd, level, name, this.#int, 4));
+    check(`setsockopt(${label})`, libc().setsockopt(this.fd, level, name, this.#int, 4));
   }
 
   #getInt(level: number, name: number, label: string): number {
     const len = new Uint8Array(4);
     new DataView(len.buffer).setUint32(0, 4, HOST_LE);
-    check(`getsockopt(${label})`, libc().getsockopt(this.#fd, level, name, this.#int, len));
+    check(`getsockopt(${label})`, libc().getsockopt(this.fd, level, name, this.#int, len));
     return new DataView(this.#int.buffer).getInt32(0, HOST_LE);
   }
 
@@ -336,7 +312,7 @@ export class RawSocket6 implements Disposable {
     const m = encodeIpv6Mreq(addr, ifindex);
     check(
       `setsockopt(IPV6_JOIN_GROUP ${addr} if ${ifindex})`,
-      libc().setsockopt(this.#fd, SOL_IPV6, IPV6_JOIN_GROUP, m, m.length),
+      libc().setsockopt(this.fd, SOL_IPV6, IPV6_JOIN_GROUP, m, m.length),
     );
   }
 
@@ -345,7 +321,7 @@ export class RawSocket6 implements Disposable {
     const m = encodeIpv6Mreq(addr, ifindex);
     check(
       `setsockopt(IPV6_LEAVE_GROUP ${addr} if ${ifindex})`,
-      libc().setsockopt(this.#fd, SOL_IPV6, IPV6_LEAVE_GROUP, m, m.length),
+      libc().setsockopt(this.fd, SOL_IPV6, IPV6_LEAVE_GROUP, m, m.length),
     );
   }
 
@@ -354,7 +330,7 @@ export class RawSocket6 implements Disposable {
     const b = cstring(name);
     check(
       `setsockopt(SO_BINDTODEVICE ${name})`,
-      libc().setsockopt(this.#fd, SOL_SOCKET, SO_BINDTODEVICE, b, b.length),
+      libc().setsockopt(this.fd, SOL_SOCKET, SO_BINDTODEVICE, b, b.length),
     );
   }
 
@@ -362,7 +338,7 @@ export class RawSocket6 implements Disposable {
   bind(addr: string): void {
     const sa = new Uint8Array(SOCKADDR_IN6.SIZE);
     encodeSockaddrIn6(new DataView(sa.buffer), 0, { addr });
-    check(`bind(${addr})`, libc().bind(this.#fd, sa, sa.length));
+    check(`bind(${addr})`, libc().bind(this.fd, sa, sa.length));
   }
 
   /** ICMP6_FILTER (RFC 3542 §3.2): pass only these ICMPv6 types (IPPROTO_ICMPV6 sockets). */
@@ -370,13 +346,13 @@ export class RawSocket6 implements Disposable {
     const f = encodeIcmp6Filter(passTypes);
     check(
       "setsockopt(ICMP6_FILTER)",
-      libc().setsockopt(this.#fd, SOL_ICMPV6, ICMP6_FILTER, f, f.length),
+      libc().setsockopt(this.fd, SOL_ICMPV6, ICMP6_FILTER, f, f.length),
     );
   }
 
   /** SO_RCVBUF/SO_SNDBUF, using the *FORCE variants (beyond rmem_max) when privileged. */
   setBufferSizes(sizes: { rcv?: number; snd?: number }): void {
-    setBufferSizes(this.#fd, sizes);
+    setBufferSizes(this.fd, sizes);
   }
 
   // ---- send / receive --------------------------------------------------------------------------
@@ -433,7 +409,7 @@ export class RawSocket6 implements Disposable {
     }
     s.setControl(c);
     s.setData(payload, payload.byteLength);
-    const r = libc().sendmsg(this.#fd, s.msg, 0);
+    const r = libc().sendmsg(this.fd, s.msg, 0);
     if (r < 0) {
       const e = errno();
       throw new ErrnoError(sendLabel("sendmsg", to), e);
@@ -455,7 +431,7 @@ export class RawSocket6 implements Disposable {
       this.#dstScope = 0;
     }
     const r = libc().sendto(
-      this.#fd,
+      this.fd,
       packet,
       BigInt(packet.byteLength),
       0,
@@ -479,7 +455,7 @@ export class RawSocket6 implements Disposable {
     r.setName(SOCKADDR_IN6.SIZE);
     r.setControl(r.ctl.length);
     r.setData(buf, buf.byteLength);
-    const n = libc().recvmsg(this.#fd, r.msg, 0);
+    const n = libc().recvmsg(this.fd, r.msg, 0);
     if (n < 0) {
       const e = errno();
       if (e === Errno.EAGAIN || e === Errno.EINTR) return null;
@@ -522,7 +498,7 @@ export class RawSocket6 implements Disposable {
    * EAGAIN/EINTR; `ring.length(i)`, `ring.srcAddrs[i]` describe each slot.
    */
   recvBatch(ring: RecvRing): number {
-    return recvBatch(this.#fd, ring);
+    return recvBatch(this.fd, ring);
   }
 
   /**
@@ -530,7 +506,7 @@ export class RawSocket6 implements Disposable {
    * kernel took (fewer than n on a partial send; 0 on EAGAIN).
    */
   sendBatch(ring: SendRing, n: number, start = 0): number {
-    return sendBatch(this.#fd, ring, n, start);
+    return sendBatch(this.fd, ring, n, start);
   }
 }
 

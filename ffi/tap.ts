@@ -33,6 +33,7 @@ import {
   TUNSETOFFLOAD,
 } from "./constants.ts";
 import { check, cstring, Errno, errno, ErrnoError, libc } from "./libc.ts";
+import { OwnedFd } from "./fd.ts";
 import { openSocket } from "./raw_socket.ts";
 import {
   decodeIfreqName,
@@ -83,8 +84,7 @@ export interface TunTapOptions {
  * A tun or tap device owned by this process. `read`/`write` move one frame
  * (tap) or packet (tun) per call, straight from/to the caller's buffer.
  */
-export class TunTapDevice implements Disposable {
-  #fd: number;
+export class TunTapDevice extends OwnedFd {
   #ctl: number;
   /** Interface name (as the kernel assigned it, e.g. for "tap%d"). */
   readonly name: string;
@@ -97,7 +97,7 @@ export class TunTapDevice implements Disposable {
   readonly #ifrDv: DataView;
 
   private constructor(fd: number, ctl: number, ifr: Uint8Array<ArrayBuffer>, opts: TunTapOptions) {
-    this.#fd = fd;
+    super(fd);
     this.#ctl = ctl;
     this.#ifr = ifr;
     this.#ifrDv = new DataView(ifr.buffer);
@@ -135,18 +135,13 @@ export class TunTapDevice implements Disposable {
     }
   }
 
-  /** The device fd (-1 once closed). */
-  get fd(): number {
-    return this.#fd;
-  }
-
   /**
    * Reads one frame (tap) or packet (tun) into `buf`. Returns its length, or
    * -1 when none is queued on a nonblocking device (EAGAIN) or on EINTR. A
    * frame longer than `buf` is cut.
    */
   read(buf: Uint8Array): number {
-    const r = libc().read(this.#fd, buf, BigInt(buf.byteLength));
+    const r = libc().read(this.fd, buf, BigInt(buf.byteLength));
     if (r < 0) {
       const e = errno();
       if (e === Errno.EAGAIN || e === Errno.EINTR) return -1;
@@ -162,7 +157,7 @@ export class TunTapDevice implements Disposable {
    */
   write(buf: Uint8Array, len: number = buf.byteLength): number {
     if (len > buf.byteLength) throw new RangeError(`write(${this.name}): len > buffer`);
-    const r = libc().write(this.#fd, buf, BigInt(len));
+    const r = libc().write(this.fd, buf, BigInt(len));
     if (r < 0) {
       const e = errno();
       if (e === Errno.EAGAIN) return -1;
@@ -206,7 +201,7 @@ export class TunTapDevice implements Disposable {
 
   /** TUNSETOFFLOAD (see {@linkcode setTunOffload}): the TUN_F_* offloads this reader handles. */
   setOffload(flags: number): void {
-    setTunOffload(this.#fd, flags);
+    setTunOffload(this.fd, flags);
   }
 
   /** Interface flags (SIOCGIFFLAGS: IFF_UP, IFF_RUNNING, …). */
@@ -226,11 +221,9 @@ export class TunTapDevice implements Disposable {
   }
 
   /** Gives the device fd away (e.g. to a Worker) without closing it; closes the helper socket. */
-  release(): number {
-    const fd = this.#fd;
-    this.#fd = -1;
+  override release(): number {
     this.#closeCtl();
-    return fd;
+    return super.release();
   }
 
   #closeCtl(): void {
@@ -242,15 +235,12 @@ export class TunTapDevice implements Disposable {
   }
 
   /** Closes the device (a non-persistent device disappears). Idempotent. */
-  close(): void {
+  override close(): void {
     this.#closeCtl();
-    if (this.#fd < 0) return;
-    const fd = this.#fd;
-    this.#fd = -1;
-    check(`close(${this.name})`, libc().close(fd));
+    super.close();
   }
 
-  [Symbol.dispose](): void {
-    this.close();
+  protected override closeLabel(): string {
+    return `close(${this.name})`;
   }
 }
