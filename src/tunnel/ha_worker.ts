@@ -20,7 +20,7 @@ import { libc } from "../../ffi/libc.ts";
 import { POLLERR } from "../../ffi/constants.ts";
 import { SendRing } from "../../ffi/raw_socket.ts";
 import { copyBytes, finishChecksum } from "./checksum.ts";
-import { CounterBatch, SharedCounters, type SharedCountersInit } from "./counters.ts";
+import type { CounterBatch, SharedCountersInit } from "./counters.ts";
 import { groMergedGso, writeCoalesced } from "./gro.ts";
 import { GsoSplitter } from "./gso.ts";
 import {
@@ -37,7 +37,7 @@ import {
 import { TableReader } from "./table.ts";
 import { GSO, VNET, VNET_F_NEEDS_CSUM, VNET_HDR_LEN, vnetU16 } from "./vnet.ts";
 import type { PumpInit } from "./worker_host.ts";
-import { type Pump, runPumps, workerMain } from "./worker_loop.ts";
+import { type Pump, pumpWorker } from "./worker_loop.ts";
 
 /** The init message of a home agent Worker. */
 export interface HaWorkerInit extends PumpInit {
@@ -53,15 +53,6 @@ export interface HaWorkerInit extends PumpInit {
 
 const IP6_SRC = 8;
 const IP6_DST = 24;
-
-function setup(init: HaWorkerInit): { loop(): void; close(): void } {
-  const c = new CounterBatch(SharedCounters.attach(init.counters));
-  const pumps = init.roles.map((role) => role === "tx" ? txPump(init, c) : rxPump(init, c));
-  return {
-    loop: () => runPumps(pumps, init.stopFd, init.stopFlag),
-    close() {},
-  };
-}
 
 /** What both pumps start from (each gets its own table reader: it keeps the last lookup). */
 function pumpBase(init: HaWorkerInit, c: CounterBatch) {
@@ -245,4 +236,4 @@ function rxPump(init: HaWorkerInit, c: CounterBatch): Pump {
   };
 }
 
-workerMain(setup);
+pumpWorker({ tx: txPump, rx: rxPump });

@@ -32,7 +32,7 @@ import {
 } from "../mn/pseudo_home.ts";
 import { parseIPv6, parseMac } from "../wire/addr.ts";
 import { copyBytes, finishChecksum } from "./checksum.ts";
-import { CounterBatch, SharedCounters, type SharedCountersInit } from "./counters.ts";
+import type { CounterBatch, SharedCountersInit } from "./counters.ts";
 import { groMergedGso, writeCoalesced } from "./gro.ts";
 import { GsoSplitter } from "./gso.ts";
 import {
@@ -50,7 +50,7 @@ import {
 import { MnControlReader } from "./mn_control.ts";
 import { GSO, VNET, VNET_F_NEEDS_CSUM, VNET_HDR_LEN, vnetU16 } from "./vnet.ts";
 import type { PumpInit } from "./worker_host.ts";
-import { type Pump, runPumps, workerMain } from "./worker_loop.ts";
+import { type Pump, pumpWorker } from "./worker_loop.ts";
 
 /** One VM as the Workers see it. */
 export interface MnWorkerVm extends PseudoHomeVm {
@@ -75,15 +75,6 @@ const IP6_DST = 24;
 const FRAME_AT = READ_IP_AT - ETHER_HEADER;
 /** Classifying a GSO super-frame: no Packet Too Big on its total size (segments are judged). */
 const NO_MTU = 0xffff;
-
-function setup(init: MnWorkerInit): { loop(): void; close(): void } {
-  const c = new CounterBatch(SharedCounters.attach(init.counters));
-  const pumps = init.roles.map((role) => role === "tx" ? txPump(init, c) : rxPump(init, c));
-  return {
-    loop: () => runPumps(pumps, init.stopFd, init.stopFlag),
-    close() {},
-  };
-}
 
 /** What both pumps start from (each gets its own control reader: refresh() consumes a change). */
 function pumpBase(init: MnWorkerInit, c: CounterBatch) {
@@ -366,4 +357,4 @@ function rxPump(init: MnWorkerInit, c: CounterBatch): Pump {
   };
 }
 
-workerMain(setup);
+pumpWorker({ tx: txPump, rx: rxPump });

@@ -15,7 +15,8 @@
 
 import { POLLERR, POLLHUP, POLLIN } from "../../ffi/constants.ts";
 import { Poller } from "../../ffi/poll.ts";
-import type { WorkerReport } from "./worker_host.ts";
+import { CounterBatch, SharedCounters, type SharedCountersInit } from "./counters.ts";
+import type { PumpInit, WorkerReport } from "./worker_host.ts";
 
 declare const self: {
   onmessage: ((e: MessageEvent) => void) | null;
@@ -88,4 +89,19 @@ export function workerMain<T>(setup: (init: T) => { loop(): void; close(): void 
     }
     self.postMessage(error === undefined ? { type: "stopped" } : { type: "stopped", error });
   };
+}
+
+/**
+ * The whole of a data-path Worker module: on its init message, builds the pumps its `roles`
+ * name (`make.tx`, `make.rx`, sharing one counter batch: they run on this one thread) and runs
+ * them until stopped.
+ */
+export function pumpWorker<I extends PumpInit & { counters: SharedCountersInit }>(
+  make: Record<"tx" | "rx", (init: I, c: CounterBatch) => Pump>,
+): void {
+  workerMain((init: I) => {
+    const c = new CounterBatch(SharedCounters.attach(init.counters));
+    const pumps = init.roles.map((role) => make[role](init, c));
+    return { loop: () => runPumps(pumps, init.stopFd, init.stopFlag), close() {} };
+  });
 }
